@@ -2,7 +2,7 @@
 # Fetch, start, wait for and stop the Keycloak server of the demo and the tests.
 #
 #   scripts/keycloak.sh fetch   download Keycloak (pinned) through Maven and unpack it once
-#   scripts/keycloak.sh start   wipe its data, render and import the demo realm, start it
+#   scripts/keycloak.sh start   wipe its data, render and import the realms of deploy/keycloak, start it
 #   scripts/keycloak.sh wait    block until the realm's discovery document returns 200
 #   scripts/keycloak.sh stop    stop the server that `start` started
 #   scripts/keycloak.sh status  print whether that server is running
@@ -38,7 +38,7 @@ KEYCLOAK_WAIT_SECONDS="${KEYCLOAK_WAIT_SECONDS:-240}"
 KEYCLOAK_HEAP="${KEYCLOAK_HEAP:--Xms128m -Xmx768m}"
 KEYCLOAK_MODE="${KEYCLOAK_MODE:-optimized}"
 
-readonly REALM_TEMPLATE="$REPO_DIR/deploy/keycloak/$REALM-realm.json"
+readonly REALM_TEMPLATE_DIR="$REPO_DIR/deploy/keycloak"
 readonly PID_FILE="$KEYCLOAK_RUN_DIR/keycloak.pid"
 readonly LOG_FILE="$KEYCLOAK_RUN_DIR/keycloak.log"
 # Build-time options of the optimized server. `fetch` builds with them once and
@@ -96,16 +96,16 @@ fetch() {
   fi
 }
 
-# Copy the realm template into the import folder with the run's URLs filled
+# Copy a realm template into the import folder with the run's URLs filled
 # in. Keycloak rejects unknown fields, so the template's one-line "_comment"
 # entries are dropped.
 render_realm() {
-  local target="$1" realm_json
-  realm_json="$(grep -v '^[[:space:]]*"_comment":' "$REALM_TEMPLATE")"
+  local template="$1" target="$2" realm_json
+  realm_json="$(grep -v '^[[:space:]]*"_comment":' "$template")"
   realm_json="${realm_json//'${SHOP_URL}'/$SHOP_URL}"
   realm_json="${realm_json//'${COUNTERSIGN_URL}'/$COUNTERSIGN_URL}"
   if [[ "$realm_json" == *'${'* ]]; then
-    die "$REALM_TEMPLATE has a placeholder other than \${SHOP_URL} and \${COUNTERSIGN_URL}"
+    die "$template has a placeholder other than \${SHOP_URL} and \${COUNTERSIGN_URL}"
   fi
   printf '%s\n' "$realm_json" >"$target"
 }
@@ -117,7 +117,7 @@ running_pid() {
 }
 
 start() {
-  local pid mode_args
+  local pid mode_args template
   require_port KEYCLOAK_PORT "$KEYCLOAK_PORT"
   require_port KEYCLOAK_MANAGEMENT_PORT "$KEYCLOAK_MANAGEMENT_PORT"
   require_base_url SHOP_URL "$SHOP_URL"
@@ -129,7 +129,9 @@ start() {
 
   rm -rf "$KEYCLOAK_HOME_DIR/data"
   mkdir -p "$KEYCLOAK_HOME_DIR/data/import" "$KEYCLOAK_RUN_DIR"
-  render_realm "$KEYCLOAK_HOME_DIR/data/import/$REALM-realm.json"
+  for template in "$REALM_TEMPLATE_DIR"/*-realm.json; do
+    render_realm "$template" "$KEYCLOAK_HOME_DIR/data/import/$(basename "$template")"
+  done
 
   case "$KEYCLOAK_MODE" in
     optimized)
