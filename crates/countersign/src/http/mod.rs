@@ -1,0 +1,168 @@
+//! The HTTP layer: router, shared state and middleware.
+
+pub mod api;
+pub mod auth;
+pub mod events;
+pub mod popup;
+pub mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tokio::sync::watch;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::approvals::{ApprovalService, Clock};
+use crate::config::Settings;
+use crate::signin::SignIn;
+use crate::storage::Storage;
+use problem::{ErrorLog, status_of};
+
+/// Largest request body accepted, in bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How often an open status stream re-reads its request.
+const EVENTS_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Tells long-lived responses (status streams) that the server is stopping.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        let (sender, _) = watch::channel(false);
+        Self {
+            sender: Arc::new(sender),
+        }
+    }
+
+    pub fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// State shared by all handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub approvals: ApprovalService,
+    pub sign_in: Arc<SignIn>,
+    pub shutdown: Shutdown,
+    pub events_poll_interval: Duration,
+}
+
+impl AppState {
+    pub fn new(settings: Arc<Settings>, storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
+        let approvals = ApprovalService::new(storage, clock, settings.approvals.clone());
+        let sign_in = Arc::new(SignIn::new(settings.clone(), approvals.clone()));
+        Self {
+            settings,
+            approvals,
+            sign_in,
+            shutdown: Shutdown::new(),
+            events_poll_interval: EVENTS_POLL_INTERVAL,
+        }
+    }
+}
+
+/// Builds the router with all routes and middleware.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/approvals", post(api::create))
+        .route("/api/v1/approvals/{id}", get(api::status))
+        .route("/api/v1/approvals/{id}/consume", post(api::consume))
+        .route("/api/v1/approvals/{id}/events", get(events::stream_status))
+        .route("/api/{*rest}", get(api::not_found).post(api::not_found));
+
+    let popup = Router::new()
+        .route("/popup/start/{id}", get(popup::start))
+        .route("/popup/callback", get(popup::callback))
+        .route("/popup/signed-out", get(popup::signed_out))
+        .route("/popup/decision", post(popup::decision))
+        .route("/popup/popup.css", get(popup::stylesheet));
+
+    let request_id = HeaderName::from_static("x-request-id");
+
+    // Listed outermost first: the request id must exist before the trace
+    // span reads it, and errors are logged inside that span.
+    let layers = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(middleware::from_fn(log_errors))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+
+    Router::new()
+        .merge(api)
+        .merge(popup)
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(popup::not_found_page)
+        .layer(layers)
+        .with_state(state)
+}
+
+/// The request span: method, route pattern and request id. The URI is left
+/// out on purpose because its query can hold the events token or an OIDC
+/// authorization code.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        request_id,
+        api_key = tracing::field::Empty,
+    )
+}
+
+/// Logs the error carried by a response, once, inside the request span.
+async fn log_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(error) = response.extensions().get::<ErrorLog>() {
+        let status = status_of(error.code);
+        if status.is_server_error() {
+            tracing::error!(code = error.code.as_str(), status = status.as_u16(), "{}", error.message);
+        } else {
+            tracing::info!(code = error.code.as_str(), status = status.as_u16(), "{}", error.message);
+        }
+    }
+    response
+}
