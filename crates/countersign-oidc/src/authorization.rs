@@ -63,7 +63,12 @@ impl RelyingParty {
             }
         }
 
-        AuthorizationRequest { url, state, nonce, pkce_verifier }
+        AuthorizationRequest {
+            url,
+            state,
+            nonce,
+            pkce_verifier,
+        }
     }
 }
 
@@ -84,7 +89,12 @@ fn scope_parameter(scopes: &[String]) -> String {
     if !scopes.iter().any(|scope| scope == "openid") {
         all.push("openid");
     }
-    all.extend(scopes.iter().map(String::as_str).filter(|scope| !scope.is_empty()));
+    all.extend(
+        scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|scope| !scope.is_empty()),
+    );
     all.join(" ")
 }
 
@@ -96,15 +106,21 @@ mod tests {
     use crate::test_support::relying_party_for_tests;
 
     fn query_of(url: &Url) -> HashMap<String, String> {
-        url.query_pairs().map(|(key, value)| (key.into_owned(), value.into_owned())).collect()
+        url.query_pairs()
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect()
     }
 
     #[test]
     fn pkce_challenge_matches_rfc_7636_example() {
         // RFC 7636, appendix B.
-        let verifier = PkceVerifier::from_stored("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
+        let verifier =
+            PkceVerifier::from_stored("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into());
 
-        assert_eq!(pkce_challenge(&verifier), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert_eq!(
+            pkce_challenge(&verifier),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 
     #[test]
@@ -113,7 +129,11 @@ mod tests {
         let second = random_token();
 
         assert_eq!(first.len(), 43);
-        assert!(first.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'));
+        assert!(
+            first
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+        );
         assert_ne!(first, second);
     }
 
@@ -134,14 +154,25 @@ mod tests {
         let request = rp.authorization_request(Some("de en"));
         let query = query_of(&request.url);
 
-        assert!(request.url.as_str().starts_with("http://127.0.0.1:9/realms/demo/auth?"));
+        assert!(
+            request
+                .url
+                .as_str()
+                .starts_with("http://127.0.0.1:9/realms/demo/auth?")
+        );
         assert_eq!(query["response_type"], "code");
         assert_eq!(query["client_id"], "countersign");
-        assert_eq!(query["redirect_uri"], "http://127.0.0.1:18300/popup/callback");
+        assert_eq!(
+            query["redirect_uri"],
+            "http://127.0.0.1:18300/popup/callback"
+        );
         assert_eq!(query["scope"], "openid profile email");
         assert_eq!(query["state"], request.state.secret());
         assert_eq!(query["nonce"], request.nonce.secret());
-        assert_eq!(query["code_challenge"], pkce_challenge(&request.pkce_verifier));
+        assert_eq!(
+            query["code_challenge"],
+            pkce_challenge(&request.pkce_verifier)
+        );
         assert_eq!(query["code_challenge_method"], "S256");
         assert_eq!(query["prompt"], "login");
         assert_eq!(query["max_age"], "0");

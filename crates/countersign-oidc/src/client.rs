@@ -69,7 +69,14 @@ impl RelyingParty {
             .map(|path| RoleClaimPath::for_client(path, &client_config.client_id))
             .collect();
 
-        Self { http, metadata, client: client_config, jwks, clock, role_paths }
+        Self {
+            http,
+            metadata,
+            client: client_config,
+            jwks,
+            clock,
+            role_paths,
+        }
     }
 
     /// The provider's metadata.

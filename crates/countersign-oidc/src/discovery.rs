@@ -99,7 +99,9 @@ pub enum DiscoveryError {
     /// The document names another issuer than the configured one. Set the
     /// issuer exactly as the provider spells it: Keycloak builds it from
     /// the host name of the request unless `--hostname` is set.
-    #[error("the discovery document names issuer {found:?}, but the configured issuer is {expected:?}")]
+    #[error(
+        "the discovery document names issuer {found:?}, but the configured issuer is {expected:?}"
+    )]
     IssuerMismatch {
         /// The configured issuer.
         expected: String,
@@ -128,7 +130,10 @@ pub enum DiscoveryError {
 /// slash, followed by `/.well-known/openid-configuration`.
 pub fn discovery_url(issuer: &Url) -> Url {
     let mut url = issuer.clone();
-    let path = format!("{}/.well-known/openid-configuration", issuer.path().trim_end_matches('/'));
+    let path = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.path().trim_end_matches('/')
+    );
     url.set_path(&path);
     url.set_query(None);
     url.set_fragment(None);
@@ -151,19 +156,37 @@ pub fn issuer_matches(configured: &Url, found: &str) -> bool {
 }
 
 /// Fetches and checks the provider's discovery document.
-pub async fn discover(http: &reqwest::Client, issuer: &Url) -> Result<ProviderMetadata, DiscoveryError> {
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &Url,
+) -> Result<ProviderMetadata, DiscoveryError> {
     let url = discovery_url(issuer);
 
-    let raw: RawMetadata = fetch_json(http, &url, MAX_DISCOVERY_BYTES)
-        .await
-        .map_err(|failure| match failure {
-            FetchFailure::Unreachable(source) => DiscoveryError::Unreachable { url: url.clone(), source },
-            FetchFailure::Status(status) => DiscoveryError::Status { url: url.clone(), status },
-            FetchFailure::TooLarge => DiscoveryError::TooLarge { url: url.clone(), limit: MAX_DISCOVERY_BYTES },
-            FetchFailure::NotJson(source) => DiscoveryError::NotJson { url: url.clone(), source },
-        })?;
+    let raw: RawMetadata =
+        fetch_json(http, &url, MAX_DISCOVERY_BYTES)
+            .await
+            .map_err(|failure| match failure {
+                FetchFailure::Unreachable(source) => DiscoveryError::Unreachable {
+                    url: url.clone(),
+                    source,
+                },
+                FetchFailure::Status(status) => DiscoveryError::Status {
+                    url: url.clone(),
+                    status,
+                },
+                FetchFailure::TooLarge => DiscoveryError::TooLarge {
+                    url: url.clone(),
+                    limit: MAX_DISCOVERY_BYTES,
+                },
+                FetchFailure::NotJson(source) => DiscoveryError::NotJson {
+                    url: url.clone(),
+                    source,
+                },
+            })?;
 
-    let found_issuer = raw.issuer.ok_or(DiscoveryError::MissingEndpoint { field: "issuer" })?;
+    let found_issuer = raw
+        .issuer
+        .ok_or(DiscoveryError::MissingEndpoint { field: "issuer" })?;
     if !issuer_matches(issuer, &found_issuer) {
         return Err(DiscoveryError::IssuerMismatch {
             expected: issuer.as_str().to_owned(),
@@ -240,7 +263,10 @@ mod tests {
             discovery_url(&with_slash).as_str(),
             "http://127.0.0.1:8080/realms/demo/.well-known/openid-configuration"
         );
-        assert_eq!(discovery_url(&bare).as_str(), "https://idp.example/.well-known/openid-configuration");
+        assert_eq!(
+            discovery_url(&bare).as_str(),
+            "https://idp.example/.well-known/openid-configuration"
+        );
     }
 
     #[test]
@@ -249,8 +275,14 @@ mod tests {
         let bare = Url::parse("https://idp.example").expect("url");
 
         assert!(issuer_matches(&issuer, "http://127.0.0.1:8080/realms/demo"));
-        assert!(!issuer_matches(&issuer, "http://127.0.0.1:8080/realms/demo/"));
-        assert!(!issuer_matches(&issuer, "http://localhost:8080/realms/demo"));
+        assert!(!issuer_matches(
+            &issuer,
+            "http://127.0.0.1:8080/realms/demo/"
+        ));
+        assert!(!issuer_matches(
+            &issuer,
+            "http://localhost:8080/realms/demo"
+        ));
         assert!(issuer_matches(&bare, "https://idp.example"));
         assert!(issuer_matches(&bare, "https://idp.example/"));
         assert!(!issuer_matches(&bare, "https://idp.example/x"));
@@ -264,11 +296,20 @@ mod tests {
         let metadata = discover_from(&server).await.expect("discovery");
 
         assert_eq!(metadata.issuer, server.url("/realms/demo"));
-        assert_eq!(metadata.authorization_endpoint, server.url("/realms/demo/auth"));
+        assert_eq!(
+            metadata.authorization_endpoint,
+            server.url("/realms/demo/auth")
+        );
         assert_eq!(metadata.token_endpoint, server.url("/realms/demo/token"));
         assert_eq!(metadata.jwks_uri, server.url("/realms/demo/certs"));
-        assert_eq!(metadata.end_session_endpoint, Some(server.url("/realms/demo/logout")));
-        assert_eq!(metadata.code_challenge_methods_supported, vec!["plain", "S256"]);
+        assert_eq!(
+            metadata.end_session_endpoint,
+            Some(server.url("/realms/demo/logout"))
+        );
+        assert_eq!(
+            metadata.code_challenge_methods_supported,
+            vec!["plain", "S256"]
+        );
     }
 
     #[tokio::test]
@@ -289,7 +330,12 @@ mod tests {
 
     #[tokio::test]
     async fn discover_rejects_missing_endpoint() {
-        for field in ["issuer", "authorization_endpoint", "token_endpoint", "jwks_uri"] {
+        for field in [
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "jwks_uri",
+        ] {
             let server = TestServer::start().await;
             let mut body = document(&server);
             body.as_object_mut().expect("object").remove(field);
@@ -308,7 +354,9 @@ mod tests {
     async fn discover_allows_missing_end_session_endpoint() {
         let server = TestServer::start().await;
         let mut body = document(&server);
-        body.as_object_mut().expect("object").remove("end_session_endpoint");
+        body.as_object_mut()
+            .expect("object")
+            .remove("end_session_endpoint");
         server.set_json(DISCOVERY_PATH, body);
 
         let metadata = discover_from(&server).await.expect("discovery");
@@ -326,7 +374,13 @@ mod tests {
         let result = discover_from(&server).await;
 
         assert!(
-            matches!(result, Err(DiscoveryError::InvalidEndpoint { field: "token_endpoint", .. })),
+            matches!(
+                result,
+                Err(DiscoveryError::InvalidEndpoint {
+                    field: "token_endpoint",
+                    ..
+                })
+            ),
             "{result:?}"
         );
     }
@@ -338,7 +392,13 @@ mod tests {
         let result = discover_from(&server).await;
 
         assert!(
-            matches!(result, Err(DiscoveryError::Status { status: StatusCode::NOT_FOUND, .. })),
+            matches!(
+                result,
+                Err(DiscoveryError::Status {
+                    status: StatusCode::NOT_FOUND,
+                    ..
+                })
+            ),
             "{result:?}"
         );
     }
@@ -351,7 +411,16 @@ mod tests {
 
         let result = discover_from(&server).await;
 
-        assert!(matches!(result, Err(DiscoveryError::Status { status: StatusCode::FOUND, .. })), "{result:?}");
+        assert!(
+            matches!(
+                result,
+                Err(DiscoveryError::Status {
+                    status: StatusCode::FOUND,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
         assert_eq!(server.hits("/elsewhere"), 0);
     }
 
@@ -362,7 +431,10 @@ mod tests {
 
         let result = discover_from(&server).await;
 
-        assert!(matches!(result, Err(DiscoveryError::NotJson { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(DiscoveryError::NotJson { .. })),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
@@ -375,6 +447,9 @@ mod tests {
 
         let result = discover(&http, &issuer).await;
 
-        assert!(matches!(result, Err(DiscoveryError::Unreachable { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(DiscoveryError::Unreachable { .. })),
+            "{result:?}"
+        );
     }
 }

@@ -122,7 +122,9 @@ pub enum JwksError {
 
     /// No keys are cached yet and the last attempt to fetch them failed less
     /// than the minimum refetch interval ago. See the earlier error.
-    #[error("the JWKS at {url} has not been loaded yet and the last attempt failed less than {interval:?} ago")]
+    #[error(
+        "the JWKS at {url} has not been loaded yet and the last attempt failed less than {interval:?} ago"
+    )]
     NotLoaded {
         /// The JWKS URL.
         url: Url,
@@ -212,12 +214,17 @@ impl JwksCache {
     }
 
     /// Finds the key for a token header's `kid`, refetching once if needed.
-    pub(crate) async fn find_key(&self, kid: Option<&str>) -> Result<VerificationKey, KeyLookupError> {
+    pub(crate) async fn find_key(
+        &self,
+        kid: Option<&str>,
+    ) -> Result<VerificationKey, KeyLookupError> {
         let (keys, loaded) = self.snapshot();
         if loaded {
             match select(&keys, kid) {
                 Selection::Found(key) => return Ok(key),
-                Selection::Ambiguous(count) => return Err(KeyLookupError::MissingKeyId { keys: count }),
+                Selection::Ambiguous(count) => {
+                    return Err(KeyLookupError::MissingKeyId { keys: count });
+                }
                 Selection::NotFound => {}
             }
         }
@@ -226,15 +233,15 @@ impl JwksCache {
 
         // Another task may have fetched while this one waited for the lock.
         let (keys, loaded) = self.snapshot();
-        if loaded {
-            if let Selection::Found(key) = select(&keys, kid) {
-                return Ok(key);
-            }
+        if loaded && let Selection::Found(key) = select(&keys, kid) {
+            return Ok(key);
         }
 
         if !self.may_fetch(loaded) {
             return Err(if loaded {
-                KeyLookupError::UnknownKey { kid: kid.map(str::to_owned) }
+                KeyLookupError::UnknownKey {
+                    kid: kid.map(str::to_owned),
+                }
             } else {
                 KeyLookupError::Unavailable(JwksError::NotLoaded {
                     url: self.jwks_uri.clone(),
@@ -259,7 +266,9 @@ impl JwksCache {
         match select(&keys, kid) {
             Selection::Found(key) => Ok(key),
             Selection::Ambiguous(count) => Err(KeyLookupError::MissingKeyId { keys: count }),
-            Selection::NotFound => Err(KeyLookupError::UnknownKey { kid: kid.map(str::to_owned) }),
+            Selection::NotFound => Err(KeyLookupError::UnknownKey {
+                kid: kid.map(str::to_owned),
+            }),
         }
     }
 
@@ -267,7 +276,11 @@ impl JwksCache {
     /// an empty cache retries a failed load once per interval.
     fn may_fetch(&self, loaded: bool) -> bool {
         let state = self.lock_state();
-        let last = if loaded { state.last_refetch } else { state.last_failed_load };
+        let last = if loaded {
+            state.last_refetch
+        } else {
+            state.last_failed_load
+        };
         last.is_none_or(|at| at.elapsed() >= self.min_refetch_interval)
     }
 
@@ -297,19 +310,35 @@ impl JwksCache {
 
     async fn fetch(&self) -> Result<Vec<VerificationKey>, JwksError> {
         let url = &self.jwks_uri;
-        let document: JwkSetDocument = fetch_json(&self.http, url, MAX_JWKS_BYTES)
-            .await
-            .map_err(|failure| match failure {
-                FetchFailure::Unreachable(source) => JwksError::Unreachable { url: url.clone(), source },
-                FetchFailure::Status(status) => JwksError::Status { url: url.clone(), status },
-                FetchFailure::TooLarge => JwksError::TooLarge { url: url.clone(), limit: MAX_JWKS_BYTES },
-                FetchFailure::NotJson(source) => JwksError::Invalid { url: url.clone(), source },
-            })?;
+        let document: JwkSetDocument =
+            fetch_json(&self.http, url, MAX_JWKS_BYTES)
+                .await
+                .map_err(|failure| match failure {
+                    FetchFailure::Unreachable(source) => JwksError::Unreachable {
+                        url: url.clone(),
+                        source,
+                    },
+                    FetchFailure::Status(status) => JwksError::Status {
+                        url: url.clone(),
+                        status,
+                    },
+                    FetchFailure::TooLarge => JwksError::TooLarge {
+                        url: url.clone(),
+                        limit: MAX_JWKS_BYTES,
+                    },
+                    FetchFailure::NotJson(source) => JwksError::Invalid {
+                        url: url.clone(),
+                        source,
+                    },
+                })?;
 
         let total = document.keys.len();
         let keys: Vec<VerificationKey> = document.keys.iter().filter_map(parse_jwk).collect();
         if keys.is_empty() {
-            return Err(JwksError::NoUsableKeys { url: url.clone(), total });
+            return Err(JwksError::NoUsableKeys {
+                url: url.clone(),
+                total,
+            });
         }
         Ok(keys)
     }
@@ -356,7 +385,10 @@ struct RawJwk {
 fn parse_jwk(value: &serde_json::Value) -> Option<VerificationKey> {
     let jwk: RawJwk = serde_json::from_value(value.clone()).ok()?;
 
-    let for_signatures = jwk.public_key_use.as_deref().is_none_or(|usage| usage == "sig")
+    let for_signatures = jwk
+        .public_key_use
+        .as_deref()
+        .is_none_or(|usage| usage == "sig")
         && jwk
             .key_ops
             .as_ref()
@@ -394,7 +426,12 @@ fn parse_jwk(value: &serde_json::Value) -> Option<VerificationKey> {
         _ => return None,
     };
 
-    Some(VerificationKey { kid: jwk.kid, alg: jwk.alg, kind, decoding_key })
+    Some(VerificationKey {
+        kid: jwk.kid,
+        alg: jwk.alg,
+        kind,
+        decoding_key,
+    })
 }
 
 fn decoded_length(value: &str) -> Option<usize> {
@@ -426,12 +463,23 @@ mod tests {
         let mut wrap_only = ec.jwk();
         wrap_only["key_ops"] = json!(["wrapKey"]);
         let symmetric = json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"});
-        let unknown_curve = json!({"kty": "EC", "kid": "k", "crv": "secp256k1", "x": "AA", "y": "AA"});
-        let short_coordinate = json!({"kty": "EC", "kid": "k", "crv": "P-256", "x": "AAAA", "y": "AAAA"});
+        let unknown_curve =
+            json!({"kty": "EC", "kid": "k", "crv": "secp256k1", "x": "AA", "y": "AA"});
+        let short_coordinate =
+            json!({"kty": "EC", "kid": "k", "crv": "P-256", "x": "AAAA", "y": "AAAA"});
 
-        assert_eq!(parse_jwk(&ec.jwk()).map(|key| key.kind), Some(KeyKind::EcP256));
-        assert_eq!(parse_jwk(&ed.jwk()).map(|key| key.kind), Some(KeyKind::Ed25519));
-        assert_eq!(parse_jwk(&rsa.jwk()).map(|key| key.kind), Some(KeyKind::Rsa));
+        assert_eq!(
+            parse_jwk(&ec.jwk()).map(|key| key.kind),
+            Some(KeyKind::EcP256)
+        );
+        assert_eq!(
+            parse_jwk(&ed.jwk()).map(|key| key.kind),
+            Some(KeyKind::Ed25519)
+        );
+        assert_eq!(
+            parse_jwk(&rsa.jwk()).map(|key| key.kind),
+            Some(KeyKind::Rsa)
+        );
         assert!(parse_jwk(&encryption_key).is_none());
         assert!(parse_jwk(&wrap_only).is_none());
         assert!(parse_jwk(&symmetric).is_none());
@@ -458,7 +506,10 @@ mod tests {
         let first = TestKey::es256("first");
         let second = TestKey::ed25519("second");
         let mut body = jwks_of(&[&first, &second]);
-        body["keys"].as_array_mut().expect("keys").push(json!({"kty": "oct", "k": "c2VjcmV0"}));
+        body["keys"]
+            .as_array_mut()
+            .expect("keys")
+            .push(json!({"kty": "oct", "k": "c2VjcmV0"}));
         server.set_json(JWKS_PATH, body);
         let cache = cache_for(&server, Duration::from_secs(60));
 
@@ -470,12 +521,18 @@ mod tests {
     #[tokio::test]
     async fn refresh_rejects_set_without_usable_keys() {
         let server = TestServer::start().await;
-        server.set_json(JWKS_PATH, json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+        server.set_json(
+            JWKS_PATH,
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+        );
         let cache = cache_for(&server, Duration::from_secs(60));
 
         let result = cache.refresh().await;
 
-        assert!(matches!(result, Err(JwksError::NoUsableKeys { total: 1, .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(JwksError::NoUsableKeys { total: 1, .. })),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
@@ -504,13 +561,21 @@ mod tests {
         server.set_json(JWKS_PATH, jwks_of(&[&old, &new]));
         let rotated = cache.find_key(Some("new")).await;
 
-        assert!(rotated.is_ok(), "{rotated:?}", rotated = rotated.as_ref().err());
+        assert!(
+            rotated.is_ok(),
+            "{rotated:?}",
+            rotated = rotated.as_ref().err()
+        );
         assert_eq!(server.hits(JWKS_PATH), 2);
 
         server.set_json(JWKS_PATH, jwks_of(&[&old, &new, &newer]));
         let limited = cache.find_key(Some("newer")).await;
 
-        assert!(matches!(limited, Err(KeyLookupError::UnknownKey { .. })), "{:?}", limited.err());
+        assert!(
+            matches!(limited, Err(KeyLookupError::UnknownKey { .. })),
+            "{:?}",
+            limited.err()
+        );
         assert_eq!(server.hits(JWKS_PATH), 2);
     }
 
@@ -523,7 +588,11 @@ mod tests {
         let cache = cache_for(&server, Duration::from_millis(100));
         cache.refresh().await.expect("refresh");
         let missing = cache.find_key(Some("new")).await;
-        assert!(matches!(missing, Err(KeyLookupError::UnknownKey { .. })), "{:?}", missing.err());
+        assert!(
+            matches!(missing, Err(KeyLookupError::UnknownKey { .. })),
+            "{:?}",
+            missing.err()
+        );
 
         server.set_json(JWKS_PATH, jwks_of(&[&old, &new]));
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -547,11 +616,17 @@ mod tests {
         let kept = cache.find_key(Some("kept")).await;
 
         assert!(
-            matches!(unknown, Err(KeyLookupError::Unavailable(JwksError::Status { .. }))),
+            matches!(
+                unknown,
+                Err(KeyLookupError::Unavailable(JwksError::Status { .. }))
+            ),
             "{:?}",
             unknown.err()
         );
-        assert!(matches!(refreshed, Err(JwksError::Status { .. })), "{refreshed:?}");
+        assert!(
+            matches!(refreshed, Err(JwksError::Status { .. })),
+            "{refreshed:?}"
+        );
         assert!(kept.is_ok(), "{:?}", kept.err());
     }
 
@@ -564,8 +639,22 @@ mod tests {
         let first = cache.find_key(Some("k")).await;
         let second = cache.find_key(Some("k")).await;
 
-        assert!(matches!(first, Err(KeyLookupError::Unavailable(JwksError::Status { .. }))), "{:?}", first.err());
-        assert!(matches!(second, Err(KeyLookupError::Unavailable(JwksError::NotLoaded { .. }))), "{:?}", second.err());
+        assert!(
+            matches!(
+                first,
+                Err(KeyLookupError::Unavailable(JwksError::Status { .. }))
+            ),
+            "{:?}",
+            first.err()
+        );
+        assert!(
+            matches!(
+                second,
+                Err(KeyLookupError::Unavailable(JwksError::NotLoaded { .. }))
+            ),
+            "{:?}",
+            second.err()
+        );
         assert_eq!(server.hits(JWKS_PATH), 1);
     }
 
@@ -583,7 +672,11 @@ mod tests {
         let several = cache.find_key(None).await;
 
         assert_eq!(single.ok().and_then(|key| key.kid).as_deref(), Some("only"));
-        assert!(matches!(several, Err(KeyLookupError::MissingKeyId { keys: 2 })), "{:?}", several.err());
+        assert!(
+            matches!(several, Err(KeyLookupError::MissingKeyId { keys: 2 })),
+            "{:?}",
+            several.err()
+        );
     }
 
     #[tokio::test]
@@ -598,10 +691,20 @@ mod tests {
         let looked_up = cache.find_key(Some("k")).await;
 
         assert!(
-            matches!(refreshed, Err(JwksError::Status { status: StatusCode::FOUND, .. })),
+            matches!(
+                refreshed,
+                Err(JwksError::Status {
+                    status: StatusCode::FOUND,
+                    ..
+                })
+            ),
             "{refreshed:?}"
         );
-        assert!(matches!(looked_up, Err(KeyLookupError::Unavailable(_))), "{:?}", looked_up.err());
+        assert!(
+            matches!(looked_up, Err(KeyLookupError::Unavailable(_))),
+            "{:?}",
+            looked_up.err()
+        );
         assert_eq!(server.hits("/elsewhere"), 0);
     }
 }

@@ -60,24 +60,35 @@ pub(crate) async fn verify_signature(
     jwks: &JwksCache,
 ) -> Result<SignedClaims, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
-        return Err(VerifyError::TooLarge { token: kind, size: token.len(), limit: MAX_TOKEN_BYTES });
+        return Err(VerifyError::TooLarge {
+            token: kind,
+            size: token.len(),
+            limit: MAX_TOKEN_BYTES,
+        });
     }
-    let malformed = |reason: &'static str| VerifyError::Malformed { token: kind, reason };
+    let malformed = |reason: &'static str| VerifyError::Malformed {
+        token: kind,
+        reason,
+    };
 
     let mut parts = token.split('.');
     let (Some(header_part), Some(payload_part), Some(signature_part), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(malformed("a signed JWT has exactly three dot-separated parts"));
+        return Err(malformed(
+            "a signed JWT has exactly three dot-separated parts",
+        ));
     };
 
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_part)
         .map_err(|_| malformed("the header is not base64url"))?;
-    let header: JoseHeader =
-        serde_json::from_slice(&header_bytes).map_err(|_| malformed("the header is not a JSON object with alg"))?;
+    let header: JoseHeader = serde_json::from_slice(&header_bytes)
+        .map_err(|_| malformed("the header is not a JSON object with alg"))?;
     if header.crit.is_some() {
-        return Err(malformed("the header has critical extensions (crit), which are not supported"));
+        return Err(malformed(
+            "the header has critical extensions (crit), which are not supported",
+        ));
     }
     let alg = allowed_algorithm(&header.alg).ok_or_else(|| VerifyError::UnsupportedAlgorithm {
         token: kind,
@@ -88,15 +99,30 @@ pub(crate) async fn verify_signature(
         .decode(signature_part)
         .map_err(|_| malformed("the signature is not base64url"))?;
 
-    let key = jwks.find_key(header.kid.as_deref()).await.map_err(|error| match error {
-        KeyLookupError::UnknownKey { kid } => VerifyError::UnknownKey { token: kind, kid },
-        KeyLookupError::MissingKeyId { keys } => VerifyError::MissingKeyId { token: kind, keys },
-        KeyLookupError::Unavailable(source) => VerifyError::JwksUnavailable { token: kind, source },
-    })?;
+    let key = jwks
+        .find_key(header.kid.as_deref())
+        .await
+        .map_err(|error| match error {
+            KeyLookupError::UnknownKey { kid } => VerifyError::UnknownKey { token: kind, kid },
+            KeyLookupError::MissingKeyId { keys } => {
+                VerifyError::MissingKeyId { token: kind, keys }
+            }
+            KeyLookupError::Unavailable(source) => VerifyError::JwksUnavailable {
+                token: kind,
+                source,
+            },
+        })?;
 
-    let pinned_to_other_alg = key.alg.as_deref().is_some_and(|key_alg| key_alg != header.alg);
+    let pinned_to_other_alg = key
+        .alg
+        .as_deref()
+        .is_some_and(|key_alg| key_alg != header.alg);
     if !key.kind.fits(alg) || pinned_to_other_alg {
-        return Err(VerifyError::KeyAlgorithmMismatch { token: kind, alg: header.alg, kid: key.kid });
+        return Err(VerifyError::KeyAlgorithmMismatch {
+            token: kind,
+            alg: header.alg,
+            kid: key.kid,
+        });
     }
 
     // `jsonwebtoken` panics when it has no crypto provider; check first.
@@ -105,8 +131,13 @@ pub(crate) async fn verify_signature(
     }
     let signing_input_length = header_part.len() + 1 + payload_part.len();
     let signing_input = token.get(..signing_input_length).unwrap_or_default();
-    let valid = jsonwebtoken::crypto::verify(signature_part, signing_input.as_bytes(), &key.decoding_key, alg)
-        .unwrap_or(false);
+    let valid = jsonwebtoken::crypto::verify(
+        signature_part,
+        signing_input.as_bytes(),
+        &key.decoding_key,
+        alg,
+    )
+    .unwrap_or(false);
     if !valid {
         return Err(VerifyError::BadSignature { token: kind });
     }
@@ -114,10 +145,13 @@ pub(crate) async fn verify_signature(
     let payload_bytes = URL_SAFE_NO_PAD
         .decode(payload_part)
         .map_err(|_| malformed("the payload is not base64url"))?;
-    let claims: Map<String, Value> =
-        serde_json::from_slice(&payload_bytes).map_err(|_| malformed("the payload is not a JSON object"))?;
+    let claims: Map<String, Value> = serde_json::from_slice(&payload_bytes)
+        .map_err(|_| malformed("the payload is not a JSON object"))?;
 
-    Ok(SignedClaims { alg, claims: Value::Object(claims) })
+    Ok(SignedClaims {
+        alg,
+        claims: Value::Object(claims),
+    })
 }
 
 #[cfg(test)]
@@ -187,7 +221,12 @@ mod tests {
         let cache = cache_with(&server, &[&key]).await;
         let token = key.sign(&claims());
         let parts: Vec<&str> = token.split('.').collect();
-        let forged = format!("{}.{}.{}", parts[0], b64(json!({"sub": "admin"}).to_string()), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(json!({"sub": "admin"}).to_string()),
+            parts[2]
+        );
 
         assert_eq!(code_of(check(&forged, &cache).await), "bad_signature");
     }
@@ -199,7 +238,10 @@ mod tests {
         let attacker = TestKey::es256("k");
         let cache = cache_with(&server, &[&published]).await;
 
-        assert_eq!(code_of(check(&attacker.sign(&claims()), &cache).await), "bad_signature");
+        assert_eq!(
+            code_of(check(&attacker.sign(&claims()), &cache).await),
+            "bad_signature"
+        );
     }
 
     #[tokio::test]
@@ -207,7 +249,11 @@ mod tests {
         let server = TestServer::start().await;
         let key = TestKey::es256("k");
         let cache = cache_with(&server, &[&key]).await;
-        let token = format!("{}.{}.", b64(json!({"alg": "none", "kid": "k"}).to_string()), b64(claims().to_string()));
+        let token = format!(
+            "{}.{}.",
+            b64(json!({"alg": "none", "kid": "k"}).to_string()),
+            b64(claims().to_string())
+        );
 
         let result = check(&token, &cache).await;
 
@@ -236,8 +282,14 @@ mod tests {
         let rs384 = rsa.sign_with_header(&json!({"alg": "RS384", "kid": "rsa"}), &claims());
         let claims_es256 = rsa.sign_with_header(&json!({"alg": "ES256", "kid": "rsa"}), &claims());
 
-        assert_eq!(code_of(check(&rs384, &cache).await), "key_algorithm_mismatch");
-        assert_eq!(code_of(check(&claims_es256, &cache).await), "key_algorithm_mismatch");
+        assert_eq!(
+            code_of(check(&rs384, &cache).await),
+            "key_algorithm_mismatch"
+        );
+        assert_eq!(
+            code_of(check(&claims_es256, &cache).await),
+            "key_algorithm_mismatch"
+        );
     }
 
     #[tokio::test]
@@ -259,7 +311,11 @@ mod tests {
         ];
 
         for token in cases {
-            assert_eq!(code_of(check(&token, &cache).await), "malformed_token", "{token}");
+            assert_eq!(
+                code_of(check(&token, &cache).await),
+                "malformed_token",
+                "{token}"
+            );
         }
     }
 

@@ -16,12 +16,20 @@ impl RelyingParty {
     ///
     /// Returns `None` when the provider announces no `end_session_endpoint`.
     /// The redirect URI must be registered at the provider.
-    pub fn end_session_url(&self, id_token: &RawToken, post_logout_redirect_uri: &Url, state: &str) -> Option<Url> {
+    pub fn end_session_url(
+        &self,
+        id_token: &RawToken,
+        post_logout_redirect_uri: &Url,
+        state: &str,
+    ) -> Option<Url> {
         let mut url = self.metadata.end_session_endpoint.clone()?;
         url.query_pairs_mut()
             .append_pair("id_token_hint", id_token.secret())
             .append_pair("client_id", &self.client.client_id)
-            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri.as_str())
+            .append_pair(
+                "post_logout_redirect_uri",
+                post_logout_redirect_uri.as_str(),
+            )
             .append_pair("state", state);
         Some(url)
     }
@@ -40,14 +48,24 @@ mod tests {
         let redirect = Url::parse("http://127.0.0.1:18300/popup/signed-out").expect("url");
 
         let url = rp
-            .end_session_url(&RawToken::from_stored("id.token.value".into()), &redirect, "state-1")
+            .end_session_url(
+                &RawToken::from_stored("id.token.value".into()),
+                &redirect,
+                "state-1",
+            )
             .expect("end session URL");
         let query: HashMap<String, String> = url.query_pairs().into_owned().collect();
 
-        assert!(url.as_str().starts_with("http://127.0.0.1:9/realms/demo/logout?"));
+        assert!(
+            url.as_str()
+                .starts_with("http://127.0.0.1:9/realms/demo/logout?")
+        );
         assert_eq!(query["id_token_hint"], "id.token.value");
         assert_eq!(query["client_id"], "countersign");
-        assert_eq!(query["post_logout_redirect_uri"], "http://127.0.0.1:18300/popup/signed-out");
+        assert_eq!(
+            query["post_logout_redirect_uri"],
+            "http://127.0.0.1:18300/popup/signed-out"
+        );
         assert_eq!(query["state"], "state-1");
     }
 

@@ -37,7 +37,9 @@ pub struct RoleClaimPath {
 impl RoleClaimPath {
     /// Splits `path` at dots and leaves the segments as they are.
     pub fn parse(path: &str) -> Self {
-        Self { segments: path.split('.').map(str::to_owned).collect() }
+        Self {
+            segments: path.split('.').map(str::to_owned).collect(),
+        }
     }
 
     /// Splits `path` at dots, then replaces `${client_id}` in each segment.
@@ -64,15 +66,24 @@ impl RoleClaimPath {
 /// A path that still contains `${client_id}` finds nothing; use
 /// [`extract_roles_for_client`] to fill in the client id.
 pub fn extract_roles(claims: &Value, paths: &[String]) -> BTreeSet<String> {
-    let parsed: Vec<RoleClaimPath> = paths.iter().map(|path| RoleClaimPath::parse(path)).collect();
+    let parsed: Vec<RoleClaimPath> = paths
+        .iter()
+        .map(|path| RoleClaimPath::parse(path))
+        .collect();
     extract_roles_at(claims, &parsed)
 }
 
 /// Collects the roles found at `paths` in `claims`, with `${client_id}`
 /// replaced by `client_id`.
-pub fn extract_roles_for_client(claims: &Value, paths: &[String], client_id: &str) -> BTreeSet<String> {
-    let parsed: Vec<RoleClaimPath> =
-        paths.iter().map(|path| RoleClaimPath::for_client(path, client_id)).collect();
+pub fn extract_roles_for_client(
+    claims: &Value,
+    paths: &[String],
+    client_id: &str,
+) -> BTreeSet<String> {
+    let parsed: Vec<RoleClaimPath> = paths
+        .iter()
+        .map(|path| RoleClaimPath::for_client(path, client_id))
+        .collect();
     extract_roles_at(claims, &parsed)
 }
 
@@ -83,7 +94,10 @@ pub fn extract_roles_at(claims: &Value, paths: &[RoleClaimPath]) -> BTreeSet<Str
     for path in paths {
         match lookup(claims, path.segments()) {
             Some(Value::Array(items)) => {
-                let names = items.iter().filter_map(Value::as_str).filter(|name| !name.is_empty());
+                let names = items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|name| !name.is_empty());
                 roles.extend(names.map(str::to_owned));
             }
             Some(Value::String(name)) if !name.is_empty() => {
@@ -166,7 +180,11 @@ mod tests {
     fn client_id_with_dots_stays_one_segment() {
         let claims = json!({"resource_access": {"shop.example": {"roles": ["approver"]}}});
 
-        let roles = extract_roles_for_client(&claims, &paths(&["resource_access.${client_id}.roles"]), "shop.example");
+        let roles = extract_roles_for_client(
+            &claims,
+            &paths(&["resource_access.${client_id}.roles"]),
+            "shop.example",
+        );
 
         assert_eq!(roles, set(&["approver"]));
     }
@@ -175,28 +193,40 @@ mod tests {
     fn top_level_roles_claim() {
         let claims = json!({"roles": ["MANAGER"]});
 
-        assert_eq!(extract_roles(&claims, &paths(&["roles"])), set(&["MANAGER"]));
+        assert_eq!(
+            extract_roles(&claims, &paths(&["roles"])),
+            set(&["MANAGER"])
+        );
     }
 
     #[test]
     fn groups_keep_their_slash() {
         let claims = json!({"groups": ["/MANAGER", "/staff/cashiers"]});
 
-        assert_eq!(extract_roles(&claims, &paths(&["groups"])), set(&["/MANAGER", "/staff/cashiers"]));
+        assert_eq!(
+            extract_roles(&claims, &paths(&["groups"])),
+            set(&["/MANAGER", "/staff/cashiers"])
+        );
     }
 
     #[test]
     fn claim_name_with_dots() {
         let claims = json!({"https://example.com/roles": ["MANAGER"]});
 
-        assert_eq!(extract_roles(&claims, &paths(&["https://example.com/roles"])), set(&["MANAGER"]));
+        assert_eq!(
+            extract_roles(&claims, &paths(&["https://example.com/roles"])),
+            set(&["MANAGER"])
+        );
     }
 
     #[test]
     fn single_string_is_one_role() {
         let claims = json!({"role": "MANAGER", "empty": ""});
 
-        assert_eq!(extract_roles(&claims, &paths(&["role", "empty"])), set(&["MANAGER"]));
+        assert_eq!(
+            extract_roles(&claims, &paths(&["role", "empty"])),
+            set(&["MANAGER"])
+        );
     }
 
     #[test]
@@ -206,7 +236,12 @@ mod tests {
             "resource_access": {"countersign": {"roles": ["approver"]}},
             "groups": ["/staff"],
         });
-        let configured = paths(&["realm_access.roles", "resource_access.${client_id}.roles", "roles", "groups"]);
+        let configured = paths(&[
+            "realm_access.roles",
+            "resource_access.${client_id}.roles",
+            "roles",
+            "groups",
+        ]);
 
         let roles = extract_roles_for_client(&claims, &configured, "countersign");
 
@@ -237,7 +272,10 @@ mod tests {
     fn mixed_array_keeps_strings() {
         let claims = json!({"roles": ["MANAGER", 3, null, "CASHIER"]});
 
-        assert_eq!(extract_roles(&claims, &paths(&["roles"])), set(&["CASHIER", "MANAGER"]));
+        assert_eq!(
+            extract_roles(&claims, &paths(&["roles"])),
+            set(&["CASHIER", "MANAGER"])
+        );
     }
 
     #[test]

@@ -41,26 +41,34 @@ pub(crate) struct TestKey {
 fn shared_rsa_key() -> Arc<RsaKeyPair> {
     static KEY: OnceLock<Arc<RsaKeyPair>> = OnceLock::new();
     KEY.get_or_init(|| {
-        Arc::new(
-            RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("generate RSA key"),
-        )
+        Arc::new(RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("generate RSA key"))
     })
     .clone()
 }
 
 impl TestKey {
     pub(crate) fn rsa(kid: &str) -> Self {
-        Self { kid: kid.into(), material: KeyMaterial::Rsa(shared_rsa_key()) }
+        Self {
+            kid: kid.into(),
+            material: KeyMaterial::Rsa(shared_rsa_key()),
+        }
     }
 
     pub(crate) fn es256(kid: &str) -> Self {
-        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("generate EC key");
-        Self { kid: kid.into(), material: KeyMaterial::EcP256(key) }
+        let key =
+            EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("generate EC key");
+        Self {
+            kid: kid.into(),
+            material: KeyMaterial::EcP256(key),
+        }
     }
 
     pub(crate) fn ed25519(kid: &str) -> Self {
         let key = Ed25519KeyPair::generate().expect("generate Ed25519 key");
-        Self { kid: kid.into(), material: KeyMaterial::Ed25519(key) }
+        Self {
+            kid: kid.into(),
+            material: KeyMaterial::Ed25519(key),
+        }
     }
 
     /// The algorithm this key signs with by default.
@@ -112,7 +120,10 @@ impl TestKey {
 
     /// Signs `claims` with the key's default algorithm and its `kid`.
     pub(crate) fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"alg": self.default_alg(), "kid": self.kid, "typ": "JWT"}), claims)
+        self.sign_with_header(
+            &json!({"alg": self.default_alg(), "kid": self.kid, "typ": "JWT"}),
+            claims,
+        )
     }
 
     /// Signs `claims` under an explicit header (which may lie about `alg`).
@@ -134,10 +145,15 @@ impl TestKey {
                     _ => &lc_signature::RSA_PKCS1_SHA256,
                 };
                 let mut signature = vec![0; key.public_modulus_len()];
-                key.sign(padding, &rng, message, &mut signature).expect("RSA signature");
+                key.sign(padding, &rng, message, &mut signature)
+                    .expect("RSA signature");
                 signature
             }
-            KeyMaterial::EcP256(key) => key.sign(&rng, message).expect("EC signature").as_ref().to_vec(),
+            KeyMaterial::EcP256(key) => key
+                .sign(&rng, message)
+                .expect("EC signature")
+                .as_ref()
+                .to_vec(),
             KeyMaterial::Ed25519(key) => key.sign(message).as_ref().to_vec(),
         }
     }
@@ -190,13 +206,21 @@ pub(crate) struct TestServer {
 impl TestServer {
     pub(crate) async fn start() -> Self {
         let state = Arc::new(Mutex::new(ServerState::default()));
-        let router = axum::Router::new().fallback(reply).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let router = axum::Router::new()
+            .fallback(reply)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         let address = listener.local_addr().expect("local address");
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.expect("test server");
         });
-        Self { address, state, task }
+        Self {
+            address,
+            state,
+            task,
+        }
     }
 
     pub(crate) fn url(&self, path: &str) -> Url {
@@ -217,11 +241,21 @@ impl TestServer {
     }
 
     fn set_reply(&self, path: &str, reply: Reply) {
-        self.state.lock().expect("state lock").replies.insert(path.into(), reply);
+        self.state
+            .lock()
+            .expect("state lock")
+            .replies
+            .insert(path.into(), reply);
     }
 
     pub(crate) fn hits(&self, path: &str) -> usize {
-        self.state.lock().expect("state lock").hits.get(path).copied().unwrap_or(0)
+        self.state
+            .lock()
+            .expect("state lock")
+            .hits
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
@@ -239,7 +273,9 @@ async fn reply(State(state): State<Arc<Mutex<ServerState>>>, request: Request) -
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let headers = request.headers().clone();
-    let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
 
     let found = {
         let mut state = state.lock().expect("state lock");
@@ -274,14 +310,19 @@ pub(crate) const NOW: i64 = 1_800_000_000;
 
 /// Metadata for an issuer, with endpoints below it.
 pub(crate) fn metadata_for(issuer: &Url) -> crate::ProviderMetadata {
-    let endpoint = |name: &str| Url::parse(&format!("{}/{name}", issuer.as_str().trim_end_matches('/'))).expect("endpoint");
+    let endpoint = |name: &str| {
+        Url::parse(&format!("{}/{name}", issuer.as_str().trim_end_matches('/'))).expect("endpoint")
+    };
     crate::ProviderMetadata {
         issuer: issuer.clone(),
         authorization_endpoint: endpoint("auth"),
         token_endpoint: endpoint("token"),
         jwks_uri: endpoint("certs"),
         end_session_endpoint: Some(endpoint("logout")),
-        token_endpoint_auth_methods_supported: vec!["client_secret_basic".into(), "client_secret_post".into()],
+        token_endpoint_auth_methods_supported: vec![
+            "client_secret_basic".into(),
+            "client_secret_post".into(),
+        ],
         code_challenge_methods_supported: vec!["S256".into()],
         id_token_signing_alg_values_supported: vec!["RS256".into()],
     }
@@ -311,13 +352,21 @@ pub(crate) fn relying_party_with_clock(
 ) -> crate::RelyingParty {
     let http = crate::http_client(std::time::Duration::from_secs(5)).expect("client");
     let metadata = metadata_for(issuer);
-    let jwks = Arc::new(crate::JwksCache::new(http.clone(), metadata.jwks_uri.clone(), min_refetch_interval));
+    let jwks = Arc::new(crate::JwksCache::new(
+        http.clone(),
+        metadata.jwks_uri.clone(),
+        min_refetch_interval,
+    ));
     crate::RelyingParty::new(http, metadata, client_config(), jwks, clock)
 }
 
 pub(crate) fn relying_party_for_tests(issuer: &str) -> crate::RelyingParty {
     let issuer = Url::parse(issuer).expect("issuer");
-    relying_party_with_clock(&issuer, Arc::new(crate::FixedClock::new(NOW)), std::time::Duration::from_secs(60))
+    relying_party_with_clock(
+        &issuer,
+        Arc::new(crate::FixedClock::new(NOW)),
+        std::time::Duration::from_secs(60),
+    )
 }
 
 /// A relying party whose issuer is `/realms/demo` on the test server.

@@ -129,7 +129,11 @@ enum ClientAuthentication {
 
 impl RelyingParty {
     /// Exchanges an authorization code for tokens.
-    pub async fn exchange_code(&self, code: &str, pkce_verifier: &PkceVerifier) -> Result<TokenSet, TokenError> {
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        pkce_verifier: &PkceVerifier,
+    ) -> Result<TokenSet, TokenError> {
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -151,7 +155,11 @@ impl RelyingParty {
             }
         }
 
-        let response = request.form(&form).send().await.map_err(TokenError::Unreachable)?;
+        let response = request
+            .form(&form)
+            .send()
+            .await
+            .map_err(TokenError::Unreachable)?;
         let status = response.status();
         let body = read_body(response, MAX_TOKEN_RESPONSE_BYTES)
             .await
@@ -168,7 +176,8 @@ impl RelyingParty {
 
     fn client_authentication(&self) -> ClientAuthentication {
         let methods = &self.metadata.token_endpoint_auth_methods_supported;
-        let basic_allowed = methods.is_empty() || methods.iter().any(|method| method == "client_secret_basic");
+        let basic_allowed =
+            methods.is_empty() || methods.iter().any(|method| method == "client_secret_basic");
         let post_allowed = methods.iter().any(|method| method == "client_secret_post");
 
         if !basic_allowed && post_allowed {
@@ -182,9 +191,11 @@ impl RelyingParty {
     /// form-encodes the id and secret before base64, so a secret with `:`
     /// or non-ASCII characters survives.
     fn basic_authorization(&self) -> HeaderValue {
-        let id: String = form_urlencoded::byte_serialize(self.client.client_id.as_bytes()).collect();
+        let id: String =
+            form_urlencoded::byte_serialize(self.client.client_id.as_bytes()).collect();
         let secret: String =
-            form_urlencoded::byte_serialize(self.client.client_secret.secret().as_bytes()).collect();
+            form_urlencoded::byte_serialize(self.client.client_secret.secret().as_bytes())
+                .collect();
         let encoded = STANDARD.encode(format!("{id}:{secret}"));
 
         // Base64 output is always a valid header value.
@@ -196,12 +207,16 @@ impl RelyingParty {
 }
 
 fn parse_token_response(body: &[u8]) -> Result<TokenSet, TokenError> {
-    let response: TokenResponse = serde_json::from_slice(body).map_err(TokenError::InvalidResponse)?;
+    let response: TokenResponse =
+        serde_json::from_slice(body).map_err(TokenError::InvalidResponse)?;
 
     if !response.token_type.eq_ignore_ascii_case("bearer") {
         return Err(TokenError::UnsupportedTokenType(response.token_type));
     }
-    let id_token = response.id_token.filter(|token| !token.is_empty()).ok_or(TokenError::MissingIdToken)?;
+    let id_token = response
+        .id_token
+        .filter(|token| !token.is_empty())
+        .ok_or(TokenError::MissingIdToken)?;
 
     Ok(TokenSet {
         id_token: RawToken::from_stored(id_token),
@@ -232,7 +247,9 @@ mod tests {
     const TOKEN_PATH: &str = "/realms/demo/token";
 
     fn form_of(body: &str) -> std::collections::HashMap<String, String> {
-        form_urlencoded::parse(body.as_bytes()).into_owned().collect()
+        form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect()
     }
 
     #[tokio::test]
@@ -245,41 +262,64 @@ mod tests {
         let rp = relying_party_on(&server);
         let verifier = PkceVerifier::from_stored("verifier-value".into());
 
-        let tokens = rp.exchange_code("the-code", &verifier).await.expect("exchange");
+        let tokens = rp
+            .exchange_code("the-code", &verifier)
+            .await
+            .expect("exchange");
 
         assert_eq!(tokens.id_token.secret(), "id");
         assert_eq!(tokens.access_token.secret(), "access");
         let requests = server.requests();
-        let request = requests.iter().find(|request| request.path == TOKEN_PATH).expect("token request");
+        let request = requests
+            .iter()
+            .find(|request| request.path == TOKEN_PATH)
+            .expect("token request");
         assert_eq!(request.method, "POST");
         assert_eq!(
-            request.headers.get("content-type").and_then(|value| value.to_str().ok()),
+            request
+                .headers
+                .get("content-type")
+                .and_then(|value| value.to_str().ok()),
             Some("application/x-www-form-urlencoded")
         );
         let expected_auth = format!("Basic {}", STANDARD.encode("countersign:demo%3Asecret"));
         assert_eq!(
-            request.headers.get("authorization").and_then(|value| value.to_str().ok()),
+            request
+                .headers
+                .get("authorization")
+                .and_then(|value| value.to_str().ok()),
             Some(expected_auth.as_str())
         );
         let form = form_of(&request.body);
         assert_eq!(form["grant_type"], "authorization_code");
         assert_eq!(form["code"], "the-code");
         assert_eq!(form["code_verifier"], "verifier-value");
-        assert_eq!(form["redirect_uri"], "http://127.0.0.1:18300/popup/callback");
+        assert_eq!(
+            form["redirect_uri"],
+            "http://127.0.0.1:18300/popup/callback"
+        );
         assert!(!form.contains_key("client_secret"));
     }
 
     #[tokio::test]
     async fn exchange_uses_post_when_basic_is_not_offered() {
         let server = TestServer::start().await;
-        server.set_json(TOKEN_PATH, json!({"access_token": "a", "token_type": "bearer", "id_token": "i"}));
+        server.set_json(
+            TOKEN_PATH,
+            json!({"access_token": "a", "token_type": "bearer", "id_token": "i"}),
+        );
         let mut rp = relying_party_on(&server);
         rp.metadata.token_endpoint_auth_methods_supported = vec!["client_secret_post".into()];
 
-        rp.exchange_code("c", &PkceVerifier::from_stored("v".into())).await.expect("exchange");
+        rp.exchange_code("c", &PkceVerifier::from_stored("v".into()))
+            .await
+            .expect("exchange");
 
         let requests = server.requests();
-        let request = requests.iter().find(|request| request.path == TOKEN_PATH).expect("token request");
+        let request = requests
+            .iter()
+            .find(|request| request.path == TOKEN_PATH)
+            .expect("token request");
         let form = form_of(&request.body);
         assert_eq!(form["client_id"], "countersign");
         assert_eq!(form["client_secret"], "demo:secret");
@@ -296,12 +336,19 @@ mod tests {
         );
         let rp = relying_party_on(&server);
 
-        let result = rp.exchange_code("used", &PkceVerifier::from_stored("v".into())).await;
+        let result = rp
+            .exchange_code("used", &PkceVerifier::from_stored("v".into()))
+            .await;
 
-        let Err(error) = result else { panic!("expected an error") };
+        let Err(error) = result else {
+            panic!("expected an error")
+        };
         assert_eq!(error.provider_error(), Some("invalid_grant"));
         assert_eq!(error.code(), "token_error_response");
-        assert_eq!(error.to_string(), "the token endpoint returned invalid_grant: Code not valid");
+        assert_eq!(
+            error.to_string(),
+            "the token endpoint returned invalid_grant: Code not valid"
+        );
     }
 
     #[tokio::test]
@@ -310,44 +357,73 @@ mod tests {
         server.set_json_status(TOKEN_PATH, 502, json!({"message": "bad gateway"}));
         let rp = relying_party_on(&server);
 
-        let result = rp.exchange_code("c", &PkceVerifier::from_stored("v".into())).await;
+        let result = rp
+            .exchange_code("c", &PkceVerifier::from_stored("v".into()))
+            .await;
 
-        assert!(matches!(result, Err(TokenError::Status(StatusCode::BAD_GATEWAY))), "{result:?}");
+        assert!(
+            matches!(result, Err(TokenError::Status(StatusCode::BAD_GATEWAY))),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
     async fn redirect_from_token_endpoint_is_not_followed() {
         let server = TestServer::start().await;
         server.redirect(TOKEN_PATH, "/elsewhere");
-        server.set_json("/elsewhere", json!({"access_token": "a", "token_type": "Bearer", "id_token": "i"}));
+        server.set_json(
+            "/elsewhere",
+            json!({"access_token": "a", "token_type": "Bearer", "id_token": "i"}),
+        );
         let rp = relying_party_on(&server);
 
-        let result = rp.exchange_code("c", &PkceVerifier::from_stored("v".into())).await;
+        let result = rp
+            .exchange_code("c", &PkceVerifier::from_stored("v".into()))
+            .await;
 
-        assert!(matches!(result, Err(TokenError::Status(StatusCode::FOUND))), "{result:?}");
+        assert!(
+            matches!(result, Err(TokenError::Status(StatusCode::FOUND))),
+            "{result:?}"
+        );
         assert_eq!(server.hits("/elsewhere"), 0);
     }
 
     #[tokio::test]
     async fn response_without_id_token_is_rejected() {
         let server = TestServer::start().await;
-        server.set_json(TOKEN_PATH, json!({"access_token": "a", "token_type": "Bearer"}));
+        server.set_json(
+            TOKEN_PATH,
+            json!({"access_token": "a", "token_type": "Bearer"}),
+        );
         let rp = relying_party_on(&server);
 
-        let result = rp.exchange_code("c", &PkceVerifier::from_stored("v".into())).await;
+        let result = rp
+            .exchange_code("c", &PkceVerifier::from_stored("v".into()))
+            .await;
 
-        assert!(matches!(result, Err(TokenError::MissingIdToken)), "{result:?}");
+        assert!(
+            matches!(result, Err(TokenError::MissingIdToken)),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]
     async fn non_bearer_token_type_is_rejected() {
         let server = TestServer::start().await;
-        server.set_json(TOKEN_PATH, json!({"access_token": "a", "token_type": "DPoP", "id_token": "i"}));
+        server.set_json(
+            TOKEN_PATH,
+            json!({"access_token": "a", "token_type": "DPoP", "id_token": "i"}),
+        );
         let rp = relying_party_on(&server);
 
-        let result = rp.exchange_code("c", &PkceVerifier::from_stored("v".into())).await;
+        let result = rp
+            .exchange_code("c", &PkceVerifier::from_stored("v".into()))
+            .await;
 
-        assert!(matches!(result, Err(TokenError::UnsupportedTokenType(_))), "{result:?}");
+        assert!(
+            matches!(result, Err(TokenError::UnsupportedTokenType(_))),
+            "{result:?}"
+        );
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub(super) struct Identity {
 impl ClaimChecks<'_> {
     /// Applies the ID token rules of OpenID Connect Core 1.0, section 3.1.3.7,
     /// plus the freshness rules of this service (`auth_time`, `acr`).
-    pub(super) fn id_token(&self, claims: &Value, expected: &Expectations) -> Result<Identity, VerifyError> {
+    pub(super) fn id_token(
+        &self,
+        claims: &Value,
+        expected: &Expectations,
+    ) -> Result<Identity, VerifyError> {
         let token = TokenKind::IdToken;
 
         self.check_issuer(claims, token)?;
@@ -40,22 +44,35 @@ impl ClaimChecks<'_> {
             return Err(VerifyError::NonceMismatch);
         }
 
-        let auth_time = numeric_date(claims, "auth_time", token)?.ok_or(VerifyError::MissingAuthTime)?;
+        let auth_time =
+            numeric_date(claims, "auth_time", token)?.ok_or(VerifyError::MissingAuthTime)?;
         if auth_time < expected.authenticated_after.saturating_sub(self.leeway) {
-            return Err(VerifyError::StaleAuthTime { auth_time, authenticated_after: expected.authenticated_after });
+            return Err(VerifyError::StaleAuthTime {
+                auth_time,
+                authenticated_after: expected.authenticated_after,
+            });
         }
 
         let acr = match claims.get("acr") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) => Some(text.clone()),
             Some(Value::Number(number)) => Some(number.to_string()),
-            Some(_) => return Err(VerifyError::InvalidClaim { token, claim: "acr" }),
+            Some(_) => {
+                return Err(VerifyError::InvalidClaim {
+                    token,
+                    claim: "acr",
+                });
+            }
         };
         if acr.as_deref() == Some("0") {
             return Err(VerifyError::CookieLogin);
         }
 
-        Ok(Identity { subject, auth_time, acr })
+        Ok(Identity {
+            subject,
+            auth_time,
+            acr,
+        })
     }
 
     /// Applies the access token rules: signature (already checked), issuer,
@@ -68,7 +85,8 @@ impl ClaimChecks<'_> {
 
         // Keycloak names the client in `azp`; RFC 9068 uses `client_id`;
         // `aud` names the client when an audience mapper adds it.
-        let names_client = |claim: &str| claims.get(claim).and_then(Value::as_str) == Some(self.client_id);
+        let names_client =
+            |claim: &str| claims.get(claim).and_then(Value::as_str) == Some(self.client_id);
         let audience = audiences(claims, token)?;
         let issued_to_client = names_client("azp")
             || names_client("client_id")
@@ -88,7 +106,10 @@ impl ClaimChecks<'_> {
         if found.is_some_and(|issuer| issuer_matches(self.issuer, issuer)) {
             Ok(())
         } else {
-            Err(VerifyError::WrongIssuer { token, found: found.map(str::to_owned) })
+            Err(VerifyError::WrongIssuer {
+                token,
+                found: found.map(str::to_owned),
+            })
         }
     }
 
@@ -105,7 +126,12 @@ impl ClaimChecks<'_> {
         let authorized_party = match claims.get("azp") {
             None | Some(Value::Null) => None,
             Some(Value::String(azp)) => Some(azp.as_str()),
-            Some(_) => return Err(VerifyError::InvalidClaim { token, claim: "azp" }),
+            Some(_) => {
+                return Err(VerifyError::InvalidClaim {
+                    token,
+                    claim: "azp",
+                });
+            }
         };
         let azp_required = audience.len() > 1;
         let azp_fits = match authorized_party {
@@ -113,31 +139,57 @@ impl ClaimChecks<'_> {
             None => !azp_required,
         };
         if !azp_fits {
-            return Err(VerifyError::WrongAuthorizedParty { token, found: authorized_party.map(str::to_owned) });
+            return Err(VerifyError::WrongAuthorizedParty {
+                token,
+                found: authorized_party.map(str::to_owned),
+            });
         }
         Ok(())
     }
 
     /// Checks `exp` (required), `nbf` (when present) and `iat` (required
     /// when `iat_required`), each with the leeway.
-    fn check_validity_window(&self, claims: &Value, token: TokenKind, iat_required: bool) -> Result<(), VerifyError> {
-        let exp = numeric_date(claims, "exp", token)?.ok_or(VerifyError::MissingClaim { token, claim: "exp" })?;
+    fn check_validity_window(
+        &self,
+        claims: &Value,
+        token: TokenKind,
+        iat_required: bool,
+    ) -> Result<(), VerifyError> {
+        let exp = numeric_date(claims, "exp", token)?.ok_or(VerifyError::MissingClaim {
+            token,
+            claim: "exp",
+        })?;
         if self.now >= exp.saturating_add(self.leeway) {
-            return Err(VerifyError::Expired { token, exp, now: self.now });
+            return Err(VerifyError::Expired {
+                token,
+                exp,
+                now: self.now,
+            });
         }
 
         let latest_accepted = self.now.saturating_add(self.leeway);
-        if let Some(nbf) = numeric_date(claims, "nbf", token)? {
-            if nbf > latest_accepted {
-                return Err(VerifyError::NotYetValid { token, claim: "nbf", value: nbf, now: self.now });
-            }
+        if let Some(nbf) = numeric_date(claims, "nbf", token)?
+            && nbf > latest_accepted
+        {
+            return Err(VerifyError::NotYetValid {
+                token,
+                claim: "nbf",
+                value: nbf,
+                now: self.now,
+            });
         }
 
         match numeric_date(claims, "iat", token)? {
-            Some(iat) if iat > latest_accepted => {
-                Err(VerifyError::NotYetValid { token, claim: "iat", value: iat, now: self.now })
-            }
-            None if iat_required => Err(VerifyError::MissingClaim { token, claim: "iat" }),
+            Some(iat) if iat > latest_accepted => Err(VerifyError::NotYetValid {
+                token,
+                claim: "iat",
+                value: iat,
+                now: self.now,
+            }),
+            None if iat_required => Err(VerifyError::MissingClaim {
+                token,
+                claim: "iat",
+            }),
             _ => Ok(()),
         }
     }
@@ -156,13 +208,24 @@ fn subject(claims: &Value, token: TokenKind) -> Result<String, VerifyError> {
 /// Reads `aud` as a list: a single string or an array of strings (RFC 7519,
 /// section 4.1.3). A missing `aud` is an empty list.
 fn audiences(claims: &Value, token: TokenKind) -> Result<Vec<String>, VerifyError> {
-    let invalid = VerifyError::InvalidClaim { token, claim: "aud" };
+    let invalid = VerifyError::InvalidClaim {
+        token,
+        claim: "aud",
+    };
     match claims.get("aud") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(audience)) => Ok(vec![audience.clone()]),
         Some(Value::Array(entries)) => entries
             .iter()
-            .map(|entry| entry.as_str().map(str::to_owned).ok_or(VerifyError::InvalidClaim { token, claim: "aud" }))
+            .map(|entry| {
+                entry
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or(VerifyError::InvalidClaim {
+                        token,
+                        claim: "aud",
+                    })
+            })
             .collect(),
         Some(_) => Err(invalid),
     }
@@ -170,7 +233,11 @@ fn audiences(claims: &Value, token: TokenKind) -> Result<Vec<String>, VerifyErro
 
 /// Reads a NumericDate claim (RFC 7519, section 2): seconds since the
 /// epoch, possibly with a fraction, which is dropped.
-fn numeric_date(claims: &Value, claim: &'static str, token: TokenKind) -> Result<Option<i64>, VerifyError> {
+fn numeric_date(
+    claims: &Value,
+    claim: &'static str,
+    token: TokenKind,
+) -> Result<Option<i64>, VerifyError> {
     let invalid = VerifyError::InvalidClaim { token, claim };
     match claims.get(claim) {
         None | Some(Value::Null) => Ok(None),
@@ -180,7 +247,9 @@ fn numeric_date(claims: &Value, claim: &'static str, token: TokenKind) -> Result
             }
             match number.as_f64() {
                 // The range check keeps the cast exact; the `as` cast only drops the fraction.
-                Some(seconds) if seconds.is_finite() && seconds.abs() < 9.0e15 => Ok(Some(seconds.floor() as i64)),
+                Some(seconds) if seconds.is_finite() && seconds.abs() < 9.0e15 => {
+                    Ok(Some(seconds.floor() as i64))
+                }
                 _ => Err(invalid),
             }
         }

@@ -106,7 +106,9 @@ pub enum VerifyError {
 
     /// No `jsonwebtoken` crypto provider is installed, so no signature can
     /// be checked. Call [`crate::install_crypto_provider`] at the top of `main`.
-    #[error("no jsonwebtoken crypto provider is installed; call countersign_oidc::install_crypto_provider() in main")]
+    #[error(
+        "no jsonwebtoken crypto provider is installed; call countersign_oidc::install_crypto_provider() in main"
+    )]
     CryptoProviderMissing,
 
     /// The signature does not verify with the provider's key: the token
@@ -226,7 +228,9 @@ pub enum VerifyError {
     /// The user authenticated before the login transaction started: the
     /// provider reused an existing session although `prompt=login` and
     /// `max_age=0` were sent. The user should sign in again.
-    #[error("the sign-in at {auth_time} happened before the transaction started at {authenticated_after}")]
+    #[error(
+        "the sign-in at {auth_time} happened before the transaction started at {authenticated_after}"
+    )]
     StaleAuthTime {
         /// The `auth_time` claim in Unix seconds.
         auth_time: i64,
@@ -274,6 +278,9 @@ impl VerifyError {
     /// `cookie_login`, `missing_auth_time`), as opposed to a broken or
     /// forged token.
     pub fn is_not_fresh(&self) -> bool {
-        matches!(self, Self::StaleAuthTime { .. } | Self::CookieLogin | Self::MissingAuthTime)
+        matches!(
+            self,
+            Self::StaleAuthTime { .. } | Self::CookieLogin | Self::MissingAuthTime
+        )
     }
 }

@@ -25,8 +25,8 @@ use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-pub use self::error::{TokenKind, VerifyError};
 use self::claims::ClaimChecks;
+pub use self::error::{TokenKind, VerifyError};
 use crate::client::RelyingParty;
 use crate::jws::verify_signature;
 use crate::roles::extract_roles_at;
@@ -67,7 +67,11 @@ pub struct VerifiedLogin {
 impl RelyingParty {
     /// Verifies the ID token and the access token of a code exchange and
     /// returns who signed in, with their roles.
-    pub async fn verify(&self, tokens: &TokenSet, expected: &Expectations) -> Result<VerifiedLogin, VerifyError> {
+    pub async fn verify(
+        &self,
+        tokens: &TokenSet,
+        expected: &Expectations,
+    ) -> Result<VerifiedLogin, VerifyError> {
         let checks = ClaimChecks {
             issuer: &self.metadata.issuer,
             client_id: &self.client.client_id,
@@ -75,18 +79,26 @@ impl RelyingParty {
             leeway: self.client.leeway_seconds.max(0),
         };
 
-        let id_token = verify_signature(tokens.id_token.secret(), TokenKind::IdToken, &self.jwks).await?;
+        let id_token =
+            verify_signature(tokens.id_token.secret(), TokenKind::IdToken, &self.jwks).await?;
         let identity = checks.id_token(&id_token.claims, expected)?;
 
-        let access_token =
-            verify_signature(tokens.access_token.secret(), TokenKind::AccessToken, &self.jwks).await?;
+        let access_token = verify_signature(
+            tokens.access_token.secret(),
+            TokenKind::AccessToken,
+            &self.jwks,
+        )
+        .await?;
         checks.access_token(&access_token.claims, &identity.subject)?;
         check_access_token_hash(&id_token.claims, id_token.alg, tokens.access_token.secret())?;
 
         let mut roles = extract_roles_at(&access_token.claims, &self.role_paths);
         roles.extend(extract_roles_at(&id_token.claims, &self.role_paths));
 
-        let profile = |claim: &str| string_claim(&id_token.claims, claim).or_else(|| string_claim(&access_token.claims, claim));
+        let profile = |claim: &str| {
+            string_claim(&id_token.claims, claim)
+                .or_else(|| string_claim(&access_token.claims, claim))
+        };
         Ok(VerifiedLogin {
             name: profile("name"),
             preferred_username: profile("preferred_username"),
@@ -101,23 +113,36 @@ impl RelyingParty {
 }
 
 fn string_claim(claims: &Value, name: &str) -> Option<String> {
-    claims.get(name).and_then(Value::as_str).filter(|value| !value.is_empty()).map(str::to_owned)
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned)
 }
 
 /// Checks `at_hash` when the ID token has one: the left half of the hash of
 /// the access token, with the hash of the signature algorithm (SHA-512 for
 /// Ed25519).
-fn check_access_token_hash(id_claims: &Value, alg: Algorithm, access_token: &str) -> Result<(), VerifyError> {
+fn check_access_token_hash(
+    id_claims: &Value,
+    alg: Algorithm,
+    access_token: &str,
+) -> Result<(), VerifyError> {
     let Some(claimed) = id_claims.get("at_hash") else {
         return Ok(());
     };
-    let claimed = claimed
-        .as_str()
-        .ok_or(VerifyError::InvalidClaim { token: TokenKind::IdToken, claim: "at_hash" })?;
+    let claimed = claimed.as_str().ok_or(VerifyError::InvalidClaim {
+        token: TokenKind::IdToken,
+        claim: "at_hash",
+    })?;
 
     let digest: Vec<u8> = match alg {
-        Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => Sha384::digest(access_token).to_vec(),
-        Algorithm::RS512 | Algorithm::PS512 | Algorithm::EdDSA => Sha512::digest(access_token).to_vec(),
+        Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => {
+            Sha384::digest(access_token).to_vec()
+        }
+        Algorithm::RS512 | Algorithm::PS512 | Algorithm::EdDSA => {
+            Sha512::digest(access_token).to_vec()
+        }
         _ => Sha256::digest(access_token).to_vec(),
     };
     let left_half = digest.get(..digest.len() / 2).unwrap_or_default();

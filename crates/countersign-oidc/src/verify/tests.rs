@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::clock::FixedClock;
 use crate::secret::RawToken;
-use crate::test_support::{NOW, TestKey, TestServer, b64, jwks_of, relying_party_with_clock, sign_hs256};
+use crate::test_support::{
+    NOW, TestKey, TestServer, b64, jwks_of, relying_party_with_clock, sign_hs256,
+};
 
 const NONCE: &str = "nonce-of-this-transaction";
 const SUBJECT: &str = "manager-subject";
@@ -32,8 +34,17 @@ impl Fixture {
         let server = TestServer::start().await;
         server.set_json(JWKS_PATH, jwks_of(&[&key]));
         let clock = Arc::new(FixedClock::new(NOW));
-        let rp = relying_party_with_clock(&server.url("/realms/demo"), clock.clone(), Duration::from_secs(60));
-        Self { server, key, clock, rp }
+        let rp = relying_party_with_clock(
+            &server.url("/realms/demo"),
+            clock.clone(),
+            Duration::from_secs(60),
+        );
+        Self {
+            server,
+            key,
+            clock,
+            rp,
+        }
     }
 
     fn issuer(&self) -> String {
@@ -78,11 +89,20 @@ impl Fixture {
         })
     }
 
-    async fn verify(&self, id_claims: &Value, access_claims: &Value) -> Result<VerifiedLogin, VerifyError> {
-        self.verify_tokens(self.key.sign(id_claims), self.key.sign(access_claims)).await
+    async fn verify(
+        &self,
+        id_claims: &Value,
+        access_claims: &Value,
+    ) -> Result<VerifiedLogin, VerifyError> {
+        self.verify_tokens(self.key.sign(id_claims), self.key.sign(access_claims))
+            .await
     }
 
-    async fn verify_tokens(&self, id_token: String, access_token: String) -> Result<VerifiedLogin, VerifyError> {
+    async fn verify_tokens(
+        &self,
+        id_token: String,
+        access_token: String,
+    ) -> Result<VerifiedLogin, VerifyError> {
         let tokens = TokenSet {
             id_token: RawToken::from_stored(id_token),
             access_token: RawToken::from_stored(access_token),
@@ -91,20 +111,31 @@ impl Fixture {
     }
 
     /// Verifies the default tokens with one ID token claim changed (`Value::Null` removes it).
-    async fn verify_id_with(&self, claim: &str, value: Value) -> Result<VerifiedLogin, VerifyError> {
+    async fn verify_id_with(
+        &self,
+        claim: &str,
+        value: Value,
+    ) -> Result<VerifiedLogin, VerifyError> {
         let id_claims = with_claim(self.id_claims(), claim, value);
         self.verify(&id_claims, &self.access_claims()).await
     }
 
     /// Verifies the default tokens with one access token claim changed (`Value::Null` removes it).
-    async fn verify_access_with(&self, claim: &str, value: Value) -> Result<VerifiedLogin, VerifyError> {
+    async fn verify_access_with(
+        &self,
+        claim: &str,
+        value: Value,
+    ) -> Result<VerifiedLogin, VerifyError> {
         let access_claims = with_claim(self.access_claims(), claim, value);
         self.verify(&self.id_claims(), &access_claims).await
     }
 }
 
 fn expectations() -> Expectations {
-    Expectations { nonce: Nonce::from_stored(NONCE.into()), authenticated_after: NOW - 60 }
+    Expectations {
+        nonce: Nonce::from_stored(NONCE.into()),
+        authenticated_after: NOW - 60,
+    }
 }
 
 fn with_claim(mut claims: Value, claim: &str, value: Value) -> Value {
@@ -142,7 +173,10 @@ fn token_of(result: &Result<VerifiedLogin, VerifyError>) -> Option<TokenKind> {
 async fn valid_login_verifies() {
     let fixture = Fixture::start().await;
 
-    let login = fixture.verify(&fixture.id_claims(), &fixture.access_claims()).await.expect("verified login");
+    let login = fixture
+        .verify(&fixture.id_claims(), &fixture.access_claims())
+        .await
+        .expect("verified login");
 
     assert_eq!(login.subject, SUBJECT);
     assert_eq!(login.name.as_deref(), Some("Maria Manager"));
@@ -160,7 +194,9 @@ async fn each_signature_algorithm_verifies() {
     for key in [TestKey::es256("ec-1"), TestKey::ed25519("ed-1")] {
         let fixture = Fixture::with_key(key).await;
 
-        let result = fixture.verify(&fixture.id_claims(), &fixture.access_claims()).await;
+        let result = fixture
+            .verify(&fixture.id_claims(), &fixture.access_claims())
+            .await;
 
         assert_eq!(code(&result), "ok", "{}", fixture.key.kid);
     }
@@ -172,12 +208,27 @@ async fn bad_signature_is_rejected() {
     let impostor = TestKey::es256("rsa-1");
     fixture.server.set_json(JWKS_PATH, jwks_of(&[&fixture.key]));
 
-    let forged_id = impostor.sign_with_header(&json!({"alg": "RS256", "kid": "rsa-1"}), &fixture.id_claims());
-    let id_result = fixture.verify_tokens(forged_id, fixture.key.sign(&fixture.access_claims())).await;
+    let forged_id = impostor.sign_with_header(
+        &json!({"alg": "RS256", "kid": "rsa-1"}),
+        &fixture.id_claims(),
+    );
+    let id_result = fixture
+        .verify_tokens(forged_id, fixture.key.sign(&fixture.access_claims()))
+        .await;
 
     let id_token = fixture.key.sign(&fixture.id_claims());
-    let mut parts: Vec<String> = fixture.key.sign(&fixture.access_claims()).split('.').map(str::to_owned).collect();
-    parts[1] = b64(with_claim(fixture.access_claims(), "realm_access", json!({"roles": ["ADMIN"]})).to_string());
+    let mut parts: Vec<String> = fixture
+        .key
+        .sign(&fixture.access_claims())
+        .split('.')
+        .map(str::to_owned)
+        .collect();
+    parts[1] = b64(with_claim(
+        fixture.access_claims(),
+        "realm_access",
+        json!({"roles": ["ADMIN"]}),
+    )
+    .to_string());
     let access_result = fixture.verify_tokens(id_token, parts.join(".")).await;
 
     assert_eq!(code(&id_result), "bad_signature");
@@ -195,7 +246,9 @@ async fn alg_none_is_rejected() {
         b64(fixture.id_claims().to_string())
     );
 
-    let result = fixture.verify_tokens(unsigned, fixture.key.sign(&fixture.access_claims())).await;
+    let result = fixture
+        .verify_tokens(unsigned, fixture.key.sign(&fixture.access_claims()))
+        .await;
 
     assert_eq!(code(&result), "unsupported_algorithm");
     assert_eq!(token_of(&result), Some(TokenKind::IdToken));
@@ -204,11 +257,23 @@ async fn alg_none_is_rejected() {
 #[tokio::test]
 async fn hs256_with_public_key_is_rejected() {
     let fixture = Fixture::start().await;
-    let confused = sign_hs256(&fixture.key.public_key_bytes(), "rsa-1", &fixture.id_claims());
-    let confused_access = sign_hs256(&fixture.key.public_key_bytes(), "rsa-1", &fixture.access_claims());
+    let confused = sign_hs256(
+        &fixture.key.public_key_bytes(),
+        "rsa-1",
+        &fixture.id_claims(),
+    );
+    let confused_access = sign_hs256(
+        &fixture.key.public_key_bytes(),
+        "rsa-1",
+        &fixture.access_claims(),
+    );
 
-    let id_result = fixture.verify_tokens(confused, fixture.key.sign(&fixture.access_claims())).await;
-    let access_result = fixture.verify_tokens(fixture.key.sign(&fixture.id_claims()), confused_access).await;
+    let id_result = fixture
+        .verify_tokens(confused, fixture.key.sign(&fixture.access_claims()))
+        .await;
+    let access_result = fixture
+        .verify_tokens(fixture.key.sign(&fixture.id_claims()), confused_access)
+        .await;
 
     assert_eq!(code(&id_result), "unsupported_algorithm");
     assert_eq!(code(&access_result), "unsupported_algorithm");
@@ -219,10 +284,22 @@ async fn hs256_with_public_key_is_rejected() {
 async fn wrong_issuer_is_rejected() {
     let fixture = Fixture::start().await;
 
-    let other_host = fixture.verify_id_with("iss", json!("http://localhost:18080/realms/countersign-demo")).await;
-    let trailing_slash = fixture.verify_id_with("iss", json!(format!("{}/", fixture.issuer()))).await;
+    let other_host = fixture
+        .verify_id_with(
+            "iss",
+            json!("http://localhost:18080/realms/countersign-demo"),
+        )
+        .await;
+    let trailing_slash = fixture
+        .verify_id_with("iss", json!(format!("{}/", fixture.issuer())))
+        .await;
     let missing = fixture.verify_id_with("iss", Value::Null).await;
-    let access = fixture.verify_access_with("iss", json!("http://localhost:18080/realms/countersign-demo")).await;
+    let access = fixture
+        .verify_access_with(
+            "iss",
+            json!("http://localhost:18080/realms/countersign-demo"),
+        )
+        .await;
 
     assert_eq!(code(&other_host), "wrong_issuer");
     assert_eq!(code(&trailing_slash), "wrong_issuer");
@@ -236,7 +313,9 @@ async fn wrong_audience_is_rejected() {
     let fixture = Fixture::start().await;
 
     let other_client = fixture.verify_id_with("aud", json!("demo-shop")).await;
-    let other_list = fixture.verify_id_with("aud", json!(["demo-shop", "account"])).await;
+    let other_list = fixture
+        .verify_id_with("aud", json!(["demo-shop", "account"]))
+        .await;
     let missing = fixture.verify_id_with("aud", Value::Null).await;
     let not_strings = fixture.verify_id_with("aud", json!([1, 2])).await;
 
@@ -249,10 +328,24 @@ async fn wrong_audience_is_rejected() {
 #[tokio::test]
 async fn azp_rules_for_several_audiences() {
     let fixture = Fixture::start().await;
-    let several = with_claim(fixture.id_claims(), "aud", json!(["countersign", "account"]));
+    let several = with_claim(
+        fixture.id_claims(),
+        "aud",
+        json!(["countersign", "account"]),
+    );
 
-    let missing_azp = fixture.verify(&with_claim(several.clone(), "azp", Value::Null), &fixture.access_claims()).await;
-    let wrong_azp = fixture.verify(&with_claim(several.clone(), "azp", json!("demo-shop")), &fixture.access_claims()).await;
+    let missing_azp = fixture
+        .verify(
+            &with_claim(several.clone(), "azp", Value::Null),
+            &fixture.access_claims(),
+        )
+        .await;
+    let wrong_azp = fixture
+        .verify(
+            &with_claim(several.clone(), "azp", json!("demo-shop")),
+            &fixture.access_claims(),
+        )
+        .await;
     let right_azp = fixture.verify(&several, &fixture.access_claims()).await;
     let single_without_azp = fixture.verify_id_with("azp", Value::Null).await;
     let single_wrong_azp = fixture.verify_id_with("azp", json!("demo-shop")).await;
@@ -286,7 +379,9 @@ async fn clock_moving_past_exp_expires_tokens() {
     let id_token = fixture.key.sign(&fixture.id_claims());
     let access_token = fixture.key.sign(&fixture.access_claims());
 
-    let before = fixture.verify_tokens(id_token.clone(), access_token.clone()).await;
+    let before = fixture
+        .verify_tokens(id_token.clone(), access_token.clone())
+        .await;
     fixture.clock.advance(60 + 30);
     let after = fixture.verify_tokens(id_token, access_token).await;
 
@@ -306,7 +401,9 @@ async fn future_iat_or_nbf_is_rejected() {
     let access_future_nbf = fixture.verify_access_with("nbf", json!(NOW + 31)).await;
     let access_without_iat = fixture.verify_access_with("iat", Value::Null).await;
     let string_iat = fixture.verify_id_with("iat", json!("yesterday")).await;
-    let fractional_iat = fixture.verify_id_with("iat", json!((NOW as f64) - 1.5)).await;
+    let fractional_iat = fixture
+        .verify_id_with("iat", json!((NOW as f64) - 1.5))
+        .await;
 
     assert_eq!(code(&future_iat), "not_yet_valid");
     assert_eq!(code(&iat_within_leeway), "ok");
@@ -336,7 +433,9 @@ async fn missing_subject_is_rejected() {
 async fn nonce_mismatch_is_rejected() {
     let fixture = Fixture::start().await;
 
-    let other = fixture.verify_id_with("nonce", json!("nonce-of-another-transaction")).await;
+    let other = fixture
+        .verify_id_with("nonce", json!("nonce-of-another-transaction"))
+        .await;
     let missing = fixture.verify_id_with("nonce", Value::Null).await;
     let not_string = fixture.verify_id_with("nonce", json!(42)).await;
 
@@ -350,8 +449,12 @@ async fn stale_auth_time_is_rejected() {
     let fixture = Fixture::start().await;
     let started = expectations().authenticated_after;
 
-    let stale = fixture.verify_id_with("auth_time", json!(started - 31)).await;
-    let within_leeway = fixture.verify_id_with("auth_time", json!(started - 29)).await;
+    let stale = fixture
+        .verify_id_with("auth_time", json!(started - 31))
+        .await;
+    let within_leeway = fixture
+        .verify_id_with("auth_time", json!(started - 29))
+        .await;
 
     assert_eq!(code(&stale), "stale_auth_time");
     assert!(stale.as_ref().is_err_and(VerifyError::is_not_fresh));
@@ -383,9 +486,16 @@ async fn acr_zero_is_rejected() {
 #[tokio::test]
 async fn missing_roles_claims_give_no_roles() {
     let fixture = Fixture::start().await;
-    let access = with_claim(with_claim(fixture.access_claims(), "realm_access", Value::Null), "resource_access", Value::Null);
+    let access = with_claim(
+        with_claim(fixture.access_claims(), "realm_access", Value::Null),
+        "resource_access",
+        Value::Null,
+    );
 
-    let login = fixture.verify(&fixture.id_claims(), &access).await.expect("login without roles still verifies");
+    let login = fixture
+        .verify(&fixture.id_claims(), &access)
+        .await
+        .expect("login without roles still verifies");
 
     assert!(login.roles.is_empty(), "{:?}", login.roles);
     assert_eq!(login.subject, SUBJECT);
@@ -395,9 +505,16 @@ async fn missing_roles_claims_give_no_roles() {
 async fn roles_combine_both_tokens() {
     let fixture = Fixture::start().await;
     let id_claims = with_claim(fixture.id_claims(), "groups", json!(["/MANAGER"]));
-    let access = with_claim(fixture.access_claims(), "realm_access", json!({"roles": ["CASHIER"]}));
+    let access = with_claim(
+        fixture.access_claims(),
+        "realm_access",
+        json!({"roles": ["CASHIER"]}),
+    );
 
-    let login = fixture.verify(&id_claims, &access).await.expect("verified login");
+    let login = fixture
+        .verify(&id_claims, &access)
+        .await
+        .expect("verified login");
 
     let roles: Vec<&str> = login.roles.iter().map(String::as_str).collect();
     assert_eq!(roles, ["/MANAGER", "CASHIER", "approver"]);
@@ -413,7 +530,11 @@ async fn access_token_must_be_issued_to_client() {
     );
     let by_aud_only = with_claim(fixture.access_claims(), "azp", Value::Null);
     let by_client_id = with_claim(
-        with_claim(with_claim(fixture.access_claims(), "azp", Value::Null), "aud", json!("https://api.example")),
+        with_claim(
+            with_claim(fixture.access_claims(), "azp", Value::Null),
+            "aud",
+            json!("https://api.example"),
+        ),
         "client_id",
         json!("countersign"),
     );
@@ -432,7 +553,9 @@ async fn access_token_must_be_issued_to_client() {
 async fn access_token_of_other_user_is_rejected() {
     let fixture = Fixture::start().await;
 
-    let result = fixture.verify_access_with("sub", json!("cashier-subject")).await;
+    let result = fixture
+        .verify_access_with("sub", json!("cashier-subject"))
+        .await;
 
     assert_eq!(code(&result), "subject_mismatch");
 }
@@ -446,8 +569,12 @@ async fn at_hash_is_checked_when_present() {
 
     let matching = with_claim(fixture.id_claims(), "at_hash", json!(right_hash));
     let other = with_claim(fixture.id_claims(), "at_hash", json!(b64([0u8; 16])));
-    let matching_result = fixture.verify_tokens(fixture.key.sign(&matching), access_token.clone()).await;
-    let other_result = fixture.verify_tokens(fixture.key.sign(&other), access_token).await;
+    let matching_result = fixture
+        .verify_tokens(fixture.key.sign(&matching), access_token.clone())
+        .await;
+    let other_result = fixture
+        .verify_tokens(fixture.key.sign(&other), access_token)
+        .await;
 
     assert_eq!(code(&matching_result), "ok");
     assert_eq!(code(&other_result), "at_hash_mismatch");
@@ -458,7 +585,10 @@ async fn opaque_access_token_is_rejected() {
     let fixture = Fixture::start().await;
 
     let result = fixture
-        .verify_tokens(fixture.key.sign(&fixture.id_claims()), "opaque-access-token".into())
+        .verify_tokens(
+            fixture.key.sign(&fixture.id_claims()),
+            "opaque-access-token".into(),
+        )
         .await;
 
     assert_eq!(code(&result), "malformed_token");
@@ -470,18 +600,28 @@ async fn unknown_kid_refetches_rotated_jwks() {
     let rotated = TestKey::es256("rotated");
     let unpublished = TestKey::es256("unpublished");
     fixture.rp.jwks().refresh().await.expect("initial JWKS");
-    fixture.server.set_json(JWKS_PATH, jwks_of(&[&fixture.key, &rotated]));
+    fixture
+        .server
+        .set_json(JWKS_PATH, jwks_of(&[&fixture.key, &rotated]));
 
     let after_rotation = fixture
-        .verify_tokens(rotated.sign(&fixture.id_claims()), rotated.sign(&fixture.access_claims()))
+        .verify_tokens(
+            rotated.sign(&fixture.id_claims()),
+            rotated.sign(&fixture.access_claims()),
+        )
         .await;
 
     assert_eq!(code(&after_rotation), "ok");
     assert_eq!(fixture.server.hits(JWKS_PATH), 2);
 
-    fixture.server.set_json(JWKS_PATH, jwks_of(&[&fixture.key, &rotated, &unpublished]));
+    fixture
+        .server
+        .set_json(JWKS_PATH, jwks_of(&[&fixture.key, &rotated, &unpublished]));
     let within_interval = fixture
-        .verify_tokens(unpublished.sign(&fixture.id_claims()), unpublished.sign(&fixture.access_claims()))
+        .verify_tokens(
+            unpublished.sign(&fixture.id_claims()),
+            unpublished.sign(&fixture.access_claims()),
+        )
         .await;
 
     assert_eq!(code(&within_interval), "unknown_key");
@@ -493,11 +633,17 @@ async fn token_without_kid_needs_single_key() {
     let fixture = Fixture::with_key(TestKey::es256("only")).await;
     let header = json!({"alg": "ES256", "typ": "JWT"});
     let id_token = fixture.key.sign_with_header(&header, &fixture.id_claims());
-    let access_token = fixture.key.sign_with_header(&header, &fixture.access_claims());
+    let access_token = fixture
+        .key
+        .sign_with_header(&header, &fixture.access_claims());
 
-    let single = fixture.verify_tokens(id_token.clone(), access_token.clone()).await;
+    let single = fixture
+        .verify_tokens(id_token.clone(), access_token.clone())
+        .await;
     let second = TestKey::es256("second");
-    fixture.server.set_json(JWKS_PATH, jwks_of(&[&fixture.key, &second]));
+    fixture
+        .server
+        .set_json(JWKS_PATH, jwks_of(&[&fixture.key, &second]));
     fixture.rp.jwks().refresh().await.expect("refresh");
     let several = fixture.verify_tokens(id_token, access_token).await;
 
@@ -510,7 +656,9 @@ async fn jwks_outage_reports_unavailable() {
     let fixture = Fixture::start().await;
     fixture.server.set_json_status(JWKS_PATH, 503, json!({}));
 
-    let result = fixture.verify(&fixture.id_claims(), &fixture.access_claims()).await;
+    let result = fixture
+        .verify(&fixture.id_claims(), &fixture.access_claims())
+        .await;
 
     assert_eq!(code(&result), "jwks_unavailable");
 }
@@ -518,10 +666,14 @@ async fn jwks_outage_reports_unavailable() {
 #[tokio::test]
 async fn error_messages_contain_no_token() {
     let fixture = Fixture::start().await;
-    let id_token = fixture.key.sign(&with_claim(fixture.id_claims(), "nonce", json!("other")));
+    let id_token = fixture
+        .key
+        .sign(&with_claim(fixture.id_claims(), "nonce", json!("other")));
     let signature = id_token.rsplit('.').next().unwrap_or_default().to_owned();
 
-    let result = fixture.verify_tokens(id_token.clone(), fixture.key.sign(&fixture.access_claims())).await;
+    let result = fixture
+        .verify_tokens(id_token.clone(), fixture.key.sign(&fixture.access_claims()))
+        .await;
 
     let error = result.expect_err("nonce mismatch");
     let rendered = format!("{error} {error:?}");
