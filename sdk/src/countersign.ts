@@ -153,7 +153,7 @@ export function requestApproval(options: RequestApprovalOptions): Promise<Approv
     };
 
     // EventSource reconnects by itself after a network error. It gives up
-    // (readyState CLOSED) only on a fatal answer such as 404 or a CORS refusal.
+    // (readyState CLOSED) only on a fatal response such as 404 or a CORS refusal.
     const onStreamError = (): void => {
       if (events?.readyState === EVENT_SOURCE_CLOSED) {
         fail("The status stream of the approval request failed. Check that the shop's origin is registered at Countersign.");

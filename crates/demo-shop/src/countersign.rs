@@ -7,7 +7,7 @@ use url::Url;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CountersignError {
-    /// An `application/problem+json` answer with its stable `code`.
+    /// An `application/problem+json` response with its stable `code`.
     #[error("Countersign answered HTTP {status} ({code}): {detail}")]
     Problem {
         status: u16,
@@ -106,7 +106,10 @@ impl CountersignClient {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
             .map_err(|()| {
-                CountersignError::InvalidResponse(format!("{} cannot be a base URL", self.base_url))
+                CountersignError::InvalidResponse(format!(
+                    "SHOP_COUNTERSIGN_URL {} cannot be a base URL",
+                    self.base_url
+                ))
             })?
             .pop_if_empty()
             .extend(["api", "v1"])

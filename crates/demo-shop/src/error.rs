@@ -1,4 +1,4 @@
-//! Errors as the browser sees them: a friendly HTML page for page routes and
+//! Error responses: a friendly HTML page for page routes and
 //! `{"ok": false, "message"}` JSON for the routes that the page script calls.
 //! The caller logs the cause before it builds one of these.
 
@@ -28,7 +28,7 @@ pub struct PageError {
 }
 
 impl PageError {
-    /// An error after which signing in again is the way forward.
+    /// Builds an error whose page links to a new sign-in.
     pub fn sign_in(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -39,6 +39,7 @@ impl PageError {
         }
     }
 
+    /// Builds an error whose page links back to the order page.
     pub fn home(status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,

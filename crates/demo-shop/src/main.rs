@@ -73,8 +73,8 @@ fn build_state(config: Config) -> anyhow::Result<AppState> {
         .join("callback")
         .context("building the redirect URI from SHOP_PUBLIC_URL failed")?;
 
-    // Redirects stay off: an identity provider or Countersign answer is used as
-    // it is, and a bearer credential never follows a redirect to another host.
+    // Redirects stay off, so responses from the identity provider and Countersign
+    // are used as they are, and a bearer credential never follows a redirect.
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(HTTP_TIMEOUT)

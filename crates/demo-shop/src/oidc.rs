@@ -1,12 +1,15 @@
 //! The shop's own OpenID Connect login: discovery, the authorization code flow
 //! with PKCE S256, the refresh-token grant and the ID token claim checks.
 //!
-//! The shop receives every token directly from the token endpoint over its own
-//! HTTPS (in the demo: loopback HTTP) connection, authenticated with the client
-//! secret. OpenID Connect Core 1.0 section 3.1.3.7 lets a client in that case
-//! use the TLS server validation in place of checking the token signature, so
-//! this module checks the claims it relies on (`iss`, `aud`, `azp`, `exp`,
-//! `nonce`) and not the signature.
+//! The shop receives every token directly from the token endpoint, on a
+//! connection that it opened itself and authenticated with the client secret.
+//! OpenID Connect Core 1.0, section 3.1.3.7, then allows TLS server validation
+//! in place of checking the ID token's signature. This module therefore checks
+//! the claims that the shop relies on (`iss`, `aud`, `azp`, `exp`, `nonce`) and
+//! not the signature.
+//!
+//! NOTE: the demo reaches Keycloak over plain HTTP on loopback, where no TLS
+//! validation happens. Outside a demo the issuer must be an https URL.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -310,7 +313,7 @@ impl OidcClient {
 }
 
 /// Checks the claims of an ID token that came from the token endpoint
-/// (OpenID Connect Core 1.0, section 3.1.3.7, steps 2 to 4, 9 and 11).
+/// (OpenID Connect Core 1.0, section 3.1.3.7, steps 2 to 5, 9 and 11).
 pub fn check_id_token_claims(
     claims: &IdTokenClaims,
     issuer: &str,

@@ -64,7 +64,7 @@ pub fn find_order(id: &str) -> Option<&'static Order> {
     ORDERS.iter().find(|order| order.id == id)
 }
 
-/// The cashier who asks for the refund, as the shop's login identified them.
+/// The cashier who requests the refund, as identified by the shop's login.
 pub struct Requester<'a> {
     pub sub: &'a str,
     pub name: &'a str,

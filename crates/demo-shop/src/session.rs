@@ -1,5 +1,5 @@
 //! In-memory sessions, keyed by a random id in an `HttpOnly`, `SameSite=Lax`
-//! cookie. Demo only: a restart signs everyone out and forgets the refunds.
+//! cookie. Demo only: a restart signs everyone out and clears the refunds.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -21,7 +21,7 @@ pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Number of approval requests that one session may remember.
 pub const MAX_APPROVALS_PER_SESSION: usize = 100;
 
-/// Signed-in user. It has no `Debug` because it holds tokens.
+/// Signed-in user. It has no `Debug` because it contains tokens.
 pub struct User {
     pub sub: String,
     pub username: String,

@@ -1,7 +1,7 @@
-// Page script of the demo shop. A refund button asks Countersign for a
-// manager's approval through the browser SDK, then asks the shop's backend to
-// execute the refund. Only the backend's consume call decides; the SDK's
-// result just tells the page when to ask.
+// Page script of the demo shop. A refund button requests a manager's approval
+// through the Countersign browser SDK, then requests the refund from the shop's
+// backend. Only the backend's consume call decides, so the SDK's result merely
+// triggers that request.
 
 const orders = document.getElementById("orders");
 const statusOutput = document.getElementById("refund-status");
@@ -57,7 +57,7 @@ function recordSettled() {
 async function createApproval(order) {
   const { response, body } = await post(`/refunds/${order}/approval`);
   if (!response.ok) {
-    throw new Error(body?.message ?? `The shop answered HTTP ${response.status}.`);
+    throw new Error(body?.message ?? `The shop responded with HTTP ${response.status}.`);
   }
   return body;
 }
@@ -66,14 +66,14 @@ async function execute(order, approvalId) {
   try {
     const { response, body } = await post(`/refunds/${order}/execute`, { approval_id: approvalId });
     if (typeof body?.message !== "string") {
-      return { message: `Refund of order ${order} not done: failed`, detail: `The shop answered HTTP ${response.status}.` };
+      return { message: `Refund of order ${order} not done: failed`, detail: `The shop responded with HTTP ${response.status}.` };
     }
     if (body.ok) {
       markRefunded(order);
     }
     return { message: body.message, detail: "" };
   } catch (error) {
-    return { message: `Refund of order ${order} not done: failed`, detail: `The shop did not answer: ${error.message}` };
+    return { message: `Refund of order ${order} not done: failed`, detail: `The request to the shop failed: ${error.message}` };
   }
 }
 

@@ -184,8 +184,8 @@ async fn sign_in_user(
 }
 
 /// Ends the shop session, then ends the Keycloak session through
-/// RP-initiated logout with `id_token_hint`, so that the next sign-in asks
-/// for a password again.
+/// RP-initiated logout with `id_token_hint`, so that the next sign-in requires
+/// a password again.
 pub async fn logout(
     State(state): State<SharedState>,
     jar: CookieJar,

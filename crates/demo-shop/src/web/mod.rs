@@ -11,7 +11,8 @@ use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use url::Url;
 
 use crate::countersign::CountersignClient;
@@ -47,6 +48,7 @@ pub fn router(state: SharedState, content_security_policy: HeaderValue) -> Route
         .route("/static/countersign.js", get(pages::sdk_script))
         .route("/static/shop.js", get(pages::shop_script))
         .route("/static/shop.css", get(pages::stylesheet))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(pages::not_found)
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -63,9 +65,16 @@ pub fn router(state: SharedState, content_security_policy: HeaderValue) -> Route
         ))
         // The span names the path only: the query of /callback carries the
         // authorization code, which must not reach the logs.
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
-            tracing::info_span!("request", method = %request.method(), path = request.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::extract::Request| {
+                    tracing::info_span!("request", method = %request.method(), path = request.uri().path())
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // Each handler logs the cause of its own errors, so a second log line per failure adds nothing.
+                .on_failure(()),
+        )
 }
 
 /// Builds the page's Content-Security-Policy. The SDK's status stream needs

@@ -149,7 +149,7 @@ pub async fn execute(
     let consumed = match state.countersign.consume(&approval_id, &payload).await {
         Ok(consumed) => consumed,
         Err(CountersignError::Problem { code, detail, .. }) => {
-            tracing::warn!(%approval_id, order = %order_id, %code, "Countersign refused to consume the approval");
+            tracing::warn!(%approval_id, order = %order_id, %code, "Countersign rejected the consume call");
             let message = refused_message(&order_id, &format!("{detail} ({code})"));
             return Ok(Json(ExecuteResponse { ok: false, message }));
         }
@@ -165,7 +165,7 @@ pub async fn execute(
     };
 
     if consumed.decision != "approved" {
-        tracing::info!(%approval_id, order = %order_id, decision = %consumed.decision, "refund refused by the approver");
+        tracing::info!(%approval_id, order = %order_id, decision = %consumed.decision, "refund rejected by the approver");
         let message = refused_message(&order_id, &decision_reason(&consumed));
         return Ok(Json(ExecuteResponse { ok: false, message }));
     }
