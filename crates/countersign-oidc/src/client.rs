@@ -23,11 +23,11 @@ pub struct ClientConfig {
     pub client_secret: ClientSecret,
     /// The registered redirect URI that receives the authorization code.
     pub redirect_uri: Url,
-    /// The requested scopes; `openid` is added when missing.
+    /// The requested scopes. `openid` is added when missing.
     pub scopes: Vec<String>,
     /// Dot paths of the claims that carry roles, for example
-    /// `realm_access.roles` or `resource_access.${client_id}.roles`; see
-    /// [`crate::roles::extract_roles`].
+    /// `realm_access.roles` or `resource_access.${client_id}.roles`. See
+    /// [`crate::roles`] for the path syntax.
     pub role_claims: Vec<String>,
     /// Allowed clock difference with the provider, in seconds, for `exp`,
     /// `iat`, `nbf` and `auth_time`.
@@ -79,17 +79,17 @@ impl RelyingParty {
         }
     }
 
-    /// The provider's metadata.
+    /// Returns the provider's metadata.
     pub fn metadata(&self) -> &ProviderMetadata {
         &self.metadata
     }
 
-    /// The client registration.
+    /// Returns the client registration.
     pub fn client_config(&self) -> &ClientConfig {
         &self.client
     }
 
-    /// The JWKS cache that verification uses.
+    /// Returns the JWKS cache that verification uses.
     pub fn jwks(&self) -> &Arc<JwksCache> {
         &self.jwks
     }

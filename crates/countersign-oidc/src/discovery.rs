@@ -1,6 +1,6 @@
 //! OpenID Provider discovery (OpenID Connect Discovery 1.0, section 4).
 //!
-//! The relying party trusts only the issuer it was configured with: the
+//! The relying party trusts only the issuer it was configured with. The
 //! document's `issuer` must name it exactly (section 4.3), so a discovery
 //! document cannot move the relying party to another issuer.
 
@@ -18,18 +18,19 @@ const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
 pub struct ProviderMetadata {
     /// The issuer identifier, equal to the configured issuer.
     pub issuer: Url,
-    /// Where the browser is sent to sign in.
+    /// The endpoint that the browser is sent to for the sign-in.
     pub authorization_endpoint: Url,
-    /// Where the authorization code is exchanged for tokens.
+    /// The endpoint that exchanges the authorization code for tokens.
     pub token_endpoint: Url,
-    /// Where the provider publishes its signing keys.
+    /// The URL of the provider's signing keys (JWKS).
     pub jwks_uri: Url,
-    /// Where RP-initiated logout starts, when the provider supports it.
+    /// The RP-initiated logout endpoint, when the provider supports it.
     pub end_session_endpoint: Option<Url>,
-    /// The client authentication methods the token endpoint accepts; empty
-    /// when the document omits them (the default is `client_secret_basic`).
+    /// The client authentication methods the token endpoint accepts. It is
+    /// empty when the document omits them, and the default is then
+    /// `client_secret_basic`.
     pub token_endpoint_auth_methods_supported: Vec<String>,
-    /// The PKCE methods the provider announces; empty when not announced.
+    /// The PKCE methods the provider announces, empty when not announced.
     pub code_challenge_methods_supported: Vec<String>,
     /// The ID token signing algorithms the provider announces.
     pub id_token_signing_alg_values_supported: Vec<String>,
@@ -66,7 +67,7 @@ pub enum DiscoveryError {
         source: reqwest::Error,
     },
 
-    /// The provider answered with a status other than 2xx, including a
+    /// The provider returned a status other than 2xx, including a
     /// redirect, which is never followed. Check the issuer URL: for
     /// Keycloak it ends in `/realms/<realm>`.
     #[error("the discovery document at {url} returned HTTP {status}; check the issuer URL")]
@@ -143,8 +144,8 @@ pub fn discovery_url(issuer: &Url) -> Url {
 /// Compares an issuer string from a document or token with the configured
 /// issuer, character by character.
 ///
-/// The one allowance: the `url` crate writes a URL without a path as
-/// `https://host/`, so for such an issuer `https://host` matches as well.
+/// One difference is allowed. The `url` crate writes a URL without a path
+/// as `https://host/`, so for such an issuer `https://host` matches as well.
 pub fn issuer_matches(configured: &Url, found: &str) -> bool {
     let configured_text = configured.as_str();
     if found == configured_text {

@@ -1,7 +1,7 @@
 //! The HTTP client for provider calls and a size-capped JSON fetch.
 //!
 //! Every call to the provider goes through a client that follows no
-//! redirects: a redirect from the discovery, JWKS or token endpoint is an
+//! redirects. A redirect from the discovery, JWKS or token endpoint is an
 //! error, so a compromised or misconfigured endpoint cannot send the
 //! relying party (and the client secret) somewhere else.
 
@@ -22,7 +22,7 @@ pub enum OidcError {
 
 /// Builds the HTTP client for discovery, JWKS and token calls.
 ///
-/// Redirects are disabled and `timeout` bounds each whole request; the
+/// Redirects are disabled and `timeout` bounds each whole request. The
 /// connect phase gets at most 10 seconds of it.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, OidcError> {
     reqwest::Client::builder()
@@ -34,8 +34,8 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, OidcError> {
         .map_err(OidcError::HttpClient)
 }
 
-/// Why a GET of a JSON document failed; the public errors of discovery and
-/// the JWKS cache are built from it.
+/// The reason a GET of a JSON document failed. Discovery and the JWKS
+/// cache build their public errors from it.
 #[derive(Debug)]
 pub(crate) enum FetchFailure {
     Unreachable(reqwest::Error),

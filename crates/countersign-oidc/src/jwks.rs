@@ -27,7 +27,7 @@ use crate::http::{FetchFailure, describe_transport_error, fetch_json};
 /// certificate chains stays well below it.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// The family and curve of a public key; together with the JWS `alg` it
+/// The family and curve of a public key. Together with the JWS `alg`, it
 /// decides whether the key may verify a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeyKind {
@@ -81,7 +81,7 @@ pub enum JwksError {
         source: reqwest::Error,
     },
 
-    /// The provider answered with a status other than 2xx (a redirect is
+    /// The provider returned a status other than 2xx (a redirect is
     /// never followed). Check `jwks_uri` in the discovery document.
     #[error("the JWKS at {url} returned HTTP {status}")]
     Status {
@@ -133,7 +133,7 @@ pub enum JwksError {
     },
 }
 
-/// Why no key was found for a token.
+/// The reason no key was found for a token.
 #[derive(Debug)]
 pub(crate) enum KeyLookupError {
     /// No key has this `kid`, even after the refetch allowed by the rate limit.
@@ -180,7 +180,7 @@ enum Selection {
 }
 
 impl JwksCache {
-    /// Creates an empty cache; the first lookup or [`Self::refresh`] fetches the keys.
+    /// Creates an empty cache. The first lookup or [`Self::refresh`] fetches the keys.
     ///
     /// `min_refetch_interval` is the minimum time between two refetches
     /// caused by an unknown `kid`, and between two attempts to load an
@@ -195,7 +195,7 @@ impl JwksCache {
         }
     }
 
-    /// The URL the keys come from.
+    /// Returns the JWKS URL.
     pub fn jwks_uri(&self) -> &Url {
         &self.jwks_uri
     }
@@ -272,8 +272,8 @@ impl JwksCache {
         }
     }
 
-    /// Applies the rate limit: a loaded cache refetches once per interval,
-    /// an empty cache retries a failed load once per interval.
+    /// Applies the rate limit. A loaded cache refetches at most once per
+    /// interval, and an empty cache retries a failed load at most once per interval.
     fn may_fetch(&self, loaded: bool) -> bool {
         let state = self.lock_state();
         let last = if loaded {
@@ -605,7 +605,7 @@ mod tests {
     #[tokio::test]
     async fn failed_refetch_keeps_cached_keys() {
         let server = TestServer::start().await;
-        let key = TestKey::es256("kept");
+        let key = TestKey::es256("cached");
         server.set_json(JWKS_PATH, jwks_of(&[&key]));
         let cache = cache_for(&server, Duration::from_secs(60));
         cache.refresh().await.expect("refresh");
@@ -613,7 +613,7 @@ mod tests {
 
         let unknown = cache.find_key(Some("other")).await;
         let refreshed = cache.refresh().await;
-        let kept = cache.find_key(Some("kept")).await;
+        let cached = cache.find_key(Some("cached")).await;
 
         assert!(
             matches!(
@@ -627,7 +627,7 @@ mod tests {
             matches!(refreshed, Err(JwksError::Status { .. })),
             "{refreshed:?}"
         );
-        assert!(kept.is_ok(), "{:?}", kept.err());
+        assert!(cached.is_ok(), "{:?}", cached.err());
     }
 
     #[tokio::test]

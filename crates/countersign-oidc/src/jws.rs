@@ -1,10 +1,10 @@
 //! Compact JWS parsing and signature verification (RFC 7515).
 //!
 //! The header is parsed here instead of by `jsonwebtoken`, so that the
-//! algorithm allow-list runs first and each failure gets its own error:
-//! `none` and the HMAC algorithms are rejected before any key is looked up,
-//! which closes the classic confusion attack where a token is signed with
-//! HS256 using the provider's public key as the secret.
+//! algorithm allow-list runs first and each failure gets its own error.
+//! `none` and the HMAC algorithms are rejected before any key is looked up.
+//! This closes the confusion attack where a token is signed with HS256 and
+//! the provider's public key as the secret.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -125,7 +125,7 @@ pub(crate) async fn verify_signature(
         });
     }
 
-    // `jsonwebtoken` panics when it has no crypto provider; check first.
+    // `jsonwebtoken` panics when it has no crypto provider, so check first.
     if CryptoProvider::try_get_default().is_none() {
         return Err(VerifyError::CryptoProviderMissing);
     }

@@ -4,14 +4,14 @@
 //! a JWKS cache that follows key rotation, the authorization request with
 //! PKCE, the code exchange, verification of the ID token and the access
 //! token, role claims, and RP-initiated logout. It verifies tokens itself
-//! (with `jsonwebtoken` for the signature math), because the
-//! `openidconnect` crate fetches the JWKS once and never refreshes it.
+//! (with `jsonwebtoken` for the signature math), so that it can refetch the
+//! JWKS when the provider rotates its signing keys.
 //!
 //! # Crypto provider
 //!
 //! `jsonwebtoken` 12 picks its crypto backend at run time. It selects
 //! aws-lc-rs by itself only while `aws_lc_rs` is its one enabled backend
-//! feature; if any crate in the build also enables `rust_crypto`, it
+//! feature. If any crate in the build also enables `rust_crypto`, it
 //! panics on first use. The binary should therefore call
 //! [`install_crypto_provider`] at the top of `main`, before any token is
 //! verified. Verification returns [`VerifyError::CryptoProviderMissing`]

@@ -54,7 +54,7 @@ impl RoleClaimPath {
         Self { segments }
     }
 
-    /// The segments of the path.
+    /// Returns the segments of the path.
     pub fn segments(&self) -> &[String] {
         &self.segments
     }
@@ -63,7 +63,7 @@ impl RoleClaimPath {
 /// Collects the roles found at `paths` in `claims`, with each path used
 /// literally.
 ///
-/// A path that still contains `${client_id}` finds nothing; use
+/// A path that still contains `${client_id}` finds nothing. Use
 /// [`extract_roles_for_client`] to fill in the client id.
 pub fn extract_roles(claims: &Value, paths: &[String]) -> BTreeSet<String> {
     let parsed: Vec<RoleClaimPath> = paths
@@ -117,8 +117,8 @@ fn lookup<'a>(value: &'a Value, segments: &[String]) -> Option<&'a Value> {
     }
 
     let object = value.as_object()?;
-    for taken in (1..=segments.len()).rev() {
-        let (head, rest) = segments.split_at(taken);
+    for key_segments in (1..=segments.len()).rev() {
+        let (head, rest) = segments.split_at(key_segments);
         let Some(child) = object.get(&head.join(".")) else {
             continue;
         };

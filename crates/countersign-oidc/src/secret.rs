@@ -24,7 +24,7 @@ macro_rules! secret_string {
                 &self.0
             }
 
-            /// Returns the value; the same as [`Self::secret`].
+            /// Returns the value, like [`Self::secret`].
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -79,8 +79,8 @@ impl ClientSecret {
 
 /// Compares two byte strings without stopping at the first difference.
 ///
-/// The length is not hidden: every caller compares values of a public,
-/// fixed length (random strings generated here).
+/// The length is not hidden, because every caller compares values whose
+/// length is public (random strings of a fixed length, hashes).
 pub fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;

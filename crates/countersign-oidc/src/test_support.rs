@@ -36,8 +36,8 @@ pub(crate) struct TestKey {
     material: KeyMaterial,
 }
 
-/// One 2048-bit RSA key per test binary, because generating RSA keys is
-/// slow in an unoptimized build.
+/// Returns the one 2048-bit RSA key of the test binary, generated once
+/// because RSA key generation is slow in an unoptimized build.
 fn shared_rsa_key() -> Arc<RsaKeyPair> {
     static KEY: OnceLock<Arc<RsaKeyPair>> = OnceLock::new();
     KEY.get_or_init(|| {
@@ -71,7 +71,7 @@ impl TestKey {
         }
     }
 
-    /// The algorithm this key signs with by default.
+    /// Returns the algorithm this key signs with by default.
     pub(crate) fn default_alg(&self) -> &'static str {
         match self.material {
             KeyMaterial::Rsa(_) => "RS256",
@@ -80,7 +80,7 @@ impl TestKey {
         }
     }
 
-    /// The public key as a JWK, with `kid`, `use` and `alg`.
+    /// Returns the public key as a JWK, with `kid`, `use` and `alg`.
     pub(crate) fn jwk(&self) -> Value {
         match &self.material {
             KeyMaterial::Rsa(key) => {
@@ -100,7 +100,7 @@ impl TestKey {
         }
     }
 
-    /// The JWK without its `alg` member, as some providers publish keys.
+    /// Returns the JWK without its `alg` member, as some providers publish keys.
     pub(crate) fn jwk_without_alg(&self) -> Value {
         let mut jwk = self.jwk();
         if let Some(object) = jwk.as_object_mut() {
@@ -109,7 +109,7 @@ impl TestKey {
         jwk
     }
 
-    /// The public key bytes an attacker would use as an HMAC secret.
+    /// Returns the public key bytes that an attacker would use as an HMAC secret.
     pub(crate) fn public_key_bytes(&self) -> Vec<u8> {
         match &self.material {
             KeyMaterial::Rsa(key) => key.public_key().as_ref().to_vec(),
@@ -344,7 +344,7 @@ pub(crate) fn client_config() -> crate::ClientConfig {
     }
 }
 
-/// A relying party for `issuer` with a fixed clock at [`NOW`].
+/// Builds a relying party for `issuer` with the given fixed clock.
 pub(crate) fn relying_party_with_clock(
     issuer: &Url,
     clock: Arc<crate::FixedClock>,
@@ -369,7 +369,7 @@ pub(crate) fn relying_party_for_tests(issuer: &str) -> crate::RelyingParty {
     )
 }
 
-/// A relying party whose issuer is `/realms/demo` on the test server.
+/// Builds a relying party whose issuer is `/realms/demo` on the test server.
 pub(crate) fn relying_party_on(server: &TestServer) -> crate::RelyingParty {
     relying_party_for_tests(server.url("/realms/demo").as_str())
 }

@@ -42,7 +42,7 @@ impl std::fmt::Debug for TokenSet {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The token endpoint could not be reached. Check that the provider is
-    /// up; the user can retry the sign-in.
+    /// up. The user can retry the sign-in.
     #[error("could not reach the token endpoint: {}", describe_transport_error(.0))]
     Unreachable(#[source] reqwest::Error),
 
@@ -61,7 +61,7 @@ pub enum TokenError {
         description: Option<String>,
     },
 
-    /// The provider answered with a status that carries no OAuth 2.0 error,
+    /// The provider returned a status that carries no OAuth 2.0 error,
     /// including a redirect, which is never followed. Check `token_endpoint`
     /// in the discovery document.
     #[error("the token endpoint returned HTTP {0}")]
@@ -85,7 +85,7 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    /// A stable code for logs, audit records and error pages.
+    /// Returns a stable code for logs, audit records and error pages.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unreachable(_) => "token_endpoint_unreachable",
@@ -98,7 +98,7 @@ impl TokenError {
         }
     }
 
-    /// The provider's OAuth 2.0 `error` code, when the provider sent one.
+    /// Returns the provider's OAuth 2.0 `error` code, when the provider sent one.
     pub fn provider_error(&self) -> Option<&str> {
         match self {
             Self::Provider { error, .. } => Some(error),
@@ -120,7 +120,7 @@ struct ErrorResponse {
     error_description: Option<String>,
 }
 
-/// How the client proves its identity at the token endpoint (RFC 6749, section 2.3.1).
+/// The client authentication method at the token endpoint (RFC 6749, section 2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ClientAuthentication {
     Basic,

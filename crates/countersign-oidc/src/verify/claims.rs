@@ -14,7 +14,7 @@ pub(super) struct ClaimChecks<'a> {
     pub(super) leeway: i64,
 }
 
-/// What the ID token establishes about the sign-in.
+/// The facts that the ID token establishes about the sign-in.
 pub(super) struct Identity {
     pub(super) subject: String,
     pub(super) auth_time: i64,
@@ -113,8 +113,8 @@ impl ClaimChecks<'_> {
         }
     }
 
-    /// Checks `aud` and `azp` of the ID token: `aud` contains the client id,
-    /// and `azp`, required with several audiences, equals it.
+    /// Checks that the ID token's `aud` contains the client id, and that
+    /// `azp`, required with several audiences, equals it.
     fn check_id_token_audience(&self, claims: &Value) -> Result<(), VerifyError> {
         let token = TokenKind::IdToken;
 
@@ -246,7 +246,7 @@ fn numeric_date(
                 return Ok(Some(whole));
             }
             match number.as_f64() {
-                // The range check keeps the cast exact; the `as` cast only drops the fraction.
+                // Below 2^53 the `as` cast is exact except that it drops the fraction.
                 Some(seconds) if seconds.is_finite() && seconds.abs() < 9.0e15 => {
                     Ok(Some(seconds.floor() as i64))
                 }

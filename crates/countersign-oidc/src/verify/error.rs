@@ -1,8 +1,8 @@
-//! Why a token failed verification, with a stable code for each case.
+//! Token verification errors, each with a stable code.
 
 use crate::jwks::JwksError;
 
-/// Which of the two tokens from the code exchange an error is about.
+/// One of the two tokens from the code exchange, named in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     /// The ID token.
@@ -39,12 +39,12 @@ pub enum VerifyError {
 
     /// The token is not a signed JWT in compact serialization, or its header
     /// or payload is not valid JSON. An encrypted ID token (five parts) is
-    /// not supported: turn off ID token encryption for the client.
+    /// not supported, so turn off ID token encryption for the client.
     #[error("the {token} is malformed: {reason}")]
     Malformed {
         /// The token.
         token: TokenKind,
-        /// What is wrong with it.
+        /// The problem, in words.
         reason: &'static str,
     },
 
@@ -80,8 +80,8 @@ pub enum VerifyError {
         keys: usize,
     },
 
-    /// The key found for `kid` does not fit the `alg` header: another key
-    /// type or curve, or the JWK's own `alg` differs. This points to a
+    /// The key found for `kid` does not fit the `alg` header, because its
+    /// type or curve or the JWK's own `alg` differs. This points to a
     /// forged token or a broken provider key set.
     #[error("the {token}'s algorithm {alg} does not match key {kid:?}")]
     KeyAlgorithmMismatch {
@@ -94,7 +94,7 @@ pub enum VerifyError {
     },
 
     /// The JWKS could not be fetched. Check that the provider is reachable;
-    /// the source error says more.
+    /// the source error gives the cause.
     #[error("the provider's keys for the {token} are unavailable: {source}")]
     JwksUnavailable {
         /// The token.
@@ -111,7 +111,7 @@ pub enum VerifyError {
     )]
     CryptoProviderMissing,
 
-    /// The signature does not verify with the provider's key: the token
+    /// The signature does not verify with the provider's key. The token
     /// was altered or signed by someone else.
     #[error("the {token}'s signature is invalid")]
     BadSignature {
@@ -130,7 +130,7 @@ pub enum VerifyError {
         found: Option<String>,
     },
 
-    /// The token was not issued to this client: the ID token's `aud` lacks
+    /// The token was not issued to this client. The ID token's `aud` lacks
     /// the client id, or the access token names the client in none of
     /// `azp`, `client_id` or `aud`. Check the client id in the configuration.
     #[error("the {token} was not issued to this client")]
@@ -194,9 +194,8 @@ pub enum VerifyError {
         claim: &'static str,
     },
 
-    /// `sub` is missing or empty. Keycloak 25 and later put `sub` into the
-    /// access token only through the `basic` client scope: keep that scope
-    /// assigned to the client.
+    /// `sub` is missing or empty. With Keycloak, check the client's default
+    /// client scopes, because one of them must map `sub` into the access token.
     #[error("the {token} has no subject (sub)")]
     MissingSubject {
         /// The token.
@@ -208,7 +207,7 @@ pub enum VerifyError {
     SubjectMismatch,
 
     /// The ID token's `nonce` is missing or differs from the login
-    /// transaction's: the callback does not belong to this transaction
+    /// transaction's. The callback does not belong to this transaction
     /// (a replayed or injected response). The user should sign in again.
     #[error("the ID token's nonce does not match the login transaction")]
     NonceMismatch,
@@ -225,7 +224,7 @@ pub enum VerifyError {
     #[error("the ID token has no auth_time")]
     MissingAuthTime,
 
-    /// The user authenticated before the login transaction started: the
+    /// The user authenticated before the login transaction started. The
     /// provider reused an existing session although `prompt=login` and
     /// `max_age=0` were sent. The user should sign in again.
     #[error(
@@ -245,7 +244,7 @@ pub enum VerifyError {
 }
 
 impl VerifyError {
-    /// A stable code for logs, audit records and error pages.
+    /// Returns a stable code for logs, audit records and error pages.
     pub fn code(&self) -> &'static str {
         match self {
             Self::TooLarge { .. } => "token_too_large",

@@ -33,13 +33,13 @@ use crate::roles::extract_roles_at;
 use crate::secret::{Nonce, constant_time_eq};
 use crate::token::TokenSet;
 
-/// What the login transaction expects of the ID token.
+/// The values of the login transaction that the ID token must match.
 #[derive(Debug, Clone)]
 pub struct Expectations {
     /// The nonce sent in the authorization request.
     pub nonce: Nonce,
-    /// When the transaction started, in Unix seconds: `auth_time` must not
-    /// be earlier than this minus the leeway.
+    /// The start of the login transaction in Unix seconds. `auth_time` must
+    /// not be earlier than this minus the leeway.
     pub authenticated_after: i64,
 }
 
@@ -120,9 +120,9 @@ fn string_claim(claims: &Value, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Checks `at_hash` when the ID token has one: the left half of the hash of
-/// the access token, with the hash of the signature algorithm (SHA-512 for
-/// Ed25519).
+/// Checks `at_hash` when the ID token has one. It is the left half of the
+/// hash of the access token, with the hash of the signature algorithm
+/// (SHA-512 for Ed25519).
 fn check_access_token_hash(
     id_claims: &Value,
     alg: Algorithm,
