@@ -35,11 +35,11 @@ export interface CreatedApproval {
 export interface RequestApprovalOptions {
   /** Origin of the Countersign service, for example `http://127.0.0.1:18300`. */
   countersignOrigin: string;
-  /** Asks the host backend to create the approval request. Called after the popup is open. */
+  /** Callback that makes the host backend create the approval request. Called after the popup is open. */
   create: () => CreatedApproval | PromiseLike<CreatedApproval>;
   /** Features for `window.open`. The default is a 480 × 640 popup centred on the window. */
   popupFeatures?: string;
-  /** Aborting closes the popup and rejects with `signal.reason`. */
+  /** Signal whose abort closes the popup and rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
 
@@ -148,7 +148,7 @@ export function requestApproval(options: RequestApprovalOptions): Promise<Approv
           finish(data["status"]);
         }
       } catch {
-        // A malformed event is ignored; the stream or the popup message still settles the request.
+        // A malformed event is ignored, because a later event or the popup message still settles the request.
       }
     };
 
