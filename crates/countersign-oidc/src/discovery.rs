@@ -10,7 +10,8 @@ use url::Url;
 
 use crate::http::{FetchFailure, describe_transport_error, fetch_json};
 
-/// Maximum size of a discovery document. Keycloak 26 sends about 7 KiB.
+/// Maximum size of a discovery document, far above what a provider needs
+/// for the metadata of OpenID Connect Discovery 1.0, section 3 (an estimate).
 const MAX_DISCOVERY_BYTES: usize = 256 * 1024;
 
 /// The parts of the provider's discovery document that the relying party uses.

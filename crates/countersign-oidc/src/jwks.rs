@@ -23,8 +23,8 @@ use url::Url;
 
 use crate::http::{FetchFailure, describe_transport_error, fetch_json};
 
-/// Maximum size of a JWKS document. A key set of a dozen RSA keys with
-/// certificate chains stays well below it.
+/// Maximum size of a JWKS document. It is an estimate that leaves room for
+/// dozens of RSA keys with certificate chains of a few KiB each.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// The family and curve of a public key. Together with the JWS `alg`, it
@@ -110,8 +110,9 @@ pub enum JwksError {
         source: serde_json::Error,
     },
 
-    /// The JWKS contains no key this crate can verify with. Configure the
-    /// provider to sign with RS256, PS256, ES256, ES384 or EdDSA.
+    /// The JWKS contains no key this crate can verify with. The provider
+    /// must publish a signature key of type RSA, EC (P-256 or P-384) or
+    /// OKP (Ed25519).
     #[error("the JWKS at {url} contains no usable signature key ({total} keys in total)")]
     NoUsableKeys {
         /// The JWKS URL.

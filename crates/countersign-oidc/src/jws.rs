@@ -16,8 +16,9 @@ use serde_json::{Map, Value};
 use crate::jwks::{JwksCache, KeyLookupError};
 use crate::verify::{TokenKind, VerifyError};
 
-/// Maximum size of a token in compact serialization. Keycloak tokens for a
-/// user with a few dozen roles stay under 4 KiB.
+/// Maximum size of a token in compact serialization, checked before any
+/// parsing. Each role adds only its name to a token, so the limit leaves
+/// room for hundreds of roles (an estimate).
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// A token whose signature checked out, with its claims not yet validated.

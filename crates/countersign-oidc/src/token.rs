@@ -16,8 +16,8 @@ use crate::client::RelyingParty;
 use crate::http::{FetchFailure, describe_transport_error, read_body};
 use crate::secret::{PkceVerifier, RawToken};
 
-/// Maximum size of a token response. Keycloak's responses with an ID,
-/// access and refresh token are a few KiB.
+/// Maximum size of a token response: room for an ID, access and refresh
+/// token of [`crate::MAX_TOKEN_BYTES`] each, plus the other members.
 const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Maximum length of an `error_description` kept from the provider.
