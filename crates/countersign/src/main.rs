@@ -47,6 +47,9 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    // jsonwebtoken picks its crypto backend at run time; choose it before
+    // any token is verified.
+    countersign_oidc::install_crypto_provider();
     let cli = Cli::parse();
     init_tracing(cli.log_format);
 

@@ -57,8 +57,8 @@ async fn start() -> TestServer {
     let env = HashMap::from([
         ("COUNTERSIGN_SERVER_LISTEN".to_owned(), address.to_string()),
         ("COUNTERSIGN_DATABASE_PATH".to_owned(), database.display().to_string()),
-        // Nothing listens here: the API never talks to the IdP.
-        ("COUNTERSIGN_OIDC_ISSUER".to_owned(), "http://127.0.0.1:9/realms/test".to_owned()),
+        // The host API never contacts the IdP.
+        ("COUNTERSIGN_OIDC_ISSUER".to_owned(), "http://127.0.0.1:18080/realms/never-contacted".to_owned()),
         ("COUNTERSIGN_OIDC_CLIENT_ID".to_owned(), "countersign".to_owned()),
         ("COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(), "test-secret".to_owned()),
         ("COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(), SHOP_ORIGIN.to_owned()),

@@ -166,3 +166,6 @@ async fn log_errors(request: Request, next: Next) -> Response {
     }
     response
 }
+
+#[cfg(test)]
+mod tests;

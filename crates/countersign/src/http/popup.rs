@@ -1,28 +1,331 @@
-//! The popup pages.
+//! The popup pages: start, callback, signed-out (decision page), decision.
+//!
+//! Every page carries a Content-Security-Policy whose only script source is
+//! a per-response nonce, `frame-ancestors 'none'` and `Referrer-Policy:
+//! no-referrer`. No Cross-Origin-Opener-Policy is sent, because it would
+//! sever `window.opener` and the result page could not notify the opener.
 
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use askama::Template;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::macros::format_description;
 
-pub async fn start() -> impl IntoResponse {
-    StatusCode::NOT_IMPLEMENTED
+use super::AppState;
+use super::problem::{ErrorLog, status_of};
+use crate::approvals::{Approver, Status, random_token};
+use crate::codes::ErrorCode;
+use crate::signin::{CallbackParams, DecisionForm, DecisionView, FlowError, LOGIN_COOKIE, ResultView};
+
+const STYLESHEET: &str = include_str!("../../static/popup.css");
+
+#[derive(Template)]
+#[template(path = "decision.html")]
+struct DecisionPage {
+    title: String,
+    summary: String,
+    action: String,
+    requester: String,
+    time_left: String,
+    expires_at: String,
+    details: Vec<(String, String)>,
+    approver: String,
+    csrf: String,
 }
 
-pub async fn callback() -> impl IntoResponse {
-    StatusCode::NOT_IMPLEMENTED
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: &'static str,
+    message: &'static str,
+    code: &'static str,
+    retry_url: Option<String>,
 }
 
-pub async fn signed_out() -> impl IntoResponse {
-    StatusCode::NOT_IMPLEMENTED
+#[derive(Template)]
+#[template(path = "result.html")]
+struct ResultPage {
+    title: &'static str,
+    message: String,
+    id: String,
+    status: &'static str,
+    origin: String,
+    nonce: String,
 }
 
-pub async fn decision() -> impl IntoResponse {
-    StatusCode::NOT_IMPLEMENTED
+/// `GET /popup/start/{id}`
+pub async fn start(State(state): State<AppState>, Path(id): Path<String>, jar: CookieJar) -> Response {
+    let previous = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    match state.sign_in.start(&id, previous.as_deref()).await {
+        Ok(redirect) => {
+            let cookie = Cookie::build((LOGIN_COOKIE, redirect.cookie_value))
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .path("/popup")
+                .secure(state.settings.server.public_url.scheme() == "https")
+                .max_age(redirect.cookie_max_age);
+            (jar.add(cookie), Redirect::to(redirect.location.as_str())).into_response()
+        }
+        Err(error) => error_response(jar, error),
+    }
 }
 
-pub async fn stylesheet() -> impl IntoResponse {
-    StatusCode::NOT_IMPLEMENTED
+/// `GET /popup/callback`
+pub async fn callback(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    query: Result<Query<CallbackParams>, QueryRejection>,
+) -> Response {
+    let params = match query {
+        Ok(Query(params)) => params,
+        Err(rejection) => CallbackParams {
+            error: Some(format!("malformed callback query: {}", rejection.body_text())),
+            ..CallbackParams::default()
+        },
+    };
+    let cookie = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    match state.sign_in.callback(cookie.as_deref(), params).await {
+        Ok(location) => Redirect::to(location.as_str()).into_response(),
+        Err(error) => error_response(jar, error),
+    }
 }
 
-pub async fn not_found_page() -> impl IntoResponse {
-    StatusCode::NOT_FOUND
+/// `GET /popup/signed-out`
+pub async fn signed_out(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let cookie = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    match state.sign_in.signed_out(cookie.as_deref()).await {
+        Ok(view) => decision_page(&view),
+        Err(error) => error_response(jar, error),
+    }
+}
+
+/// `POST /popup/decision`
+pub async fn decision(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    form: Result<Form<DecisionForm>, FormRejection>,
+) -> Response {
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => {
+            let error = FlowError {
+                code: ErrorCode::InvalidRequest,
+                retry: None,
+                log_message: format!("malformed decision form: {}", rejection.body_text()),
+            };
+            return error_response(jar, error);
+        }
+    };
+    let cookie = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    let result = state.sign_in.decide(cookie.as_deref(), form).await;
+    let jar = jar.remove(Cookie::build(LOGIN_COOKIE).path("/popup"));
+    match result {
+        Ok(view) => (jar, result_page(&view)).into_response(),
+        Err(error) => error_response(jar, error),
+    }
+}
+
+/// `GET /popup/popup.css`
+pub async fn stylesheet() -> Response {
+    let mut response = STYLESHEET.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    response
+}
+
+/// Fallback for every unknown path outside `/api`.
+pub async fn not_found_page() -> Response {
+    let error = FlowError {
+        code: ErrorCode::NotFound,
+        retry: None,
+        log_message: "no such page".to_owned(),
+    };
+    error_page(error)
+}
+
+fn decision_page(view: &DecisionView) -> Response {
+    let approval = &view.approval;
+    let page = DecisionPage {
+        title: "Approve this request?".to_owned(),
+        summary: approval.summary.clone(),
+        action: approval.action.clone(),
+        requester: approval.requester.name.clone(),
+        time_left: describe_time_left(approval.expires_at - view.now),
+        expires_at: format_clock_time(approval.expires_at),
+        details: detail_rows(&approval.details),
+        approver: describe_approver(&view.approver),
+        csrf: view.csrf_token.clone(),
+    };
+    html_response(StatusCode::OK, &random_token(), page.render())
+}
+
+fn result_page(view: &ResultView) -> Response {
+    let nonce = random_token();
+    let (title, verb) = match view.status {
+        Status::Approved => ("Request approved", "approved"),
+        _ => ("Request rejected", "rejected"),
+    };
+    let page = ResultPage {
+        title,
+        message: format!("You {verb} the request as {}.", describe_approver(&view.approver)),
+        id: view.id.to_string(),
+        status: view.status.as_str(),
+        origin: view.origin.clone(),
+        nonce: nonce.clone(),
+    };
+    html_response(StatusCode::OK, &nonce, page.render())
+}
+
+/// The error page; it also clears the login cookie, because a failed
+/// attempt is over.
+fn error_response(jar: CookieJar, error: FlowError) -> Response {
+    let jar = jar.remove(Cookie::build(LOGIN_COOKIE).path("/popup"));
+    (jar, error_page(error)).into_response()
+}
+
+fn error_page(error: FlowError) -> Response {
+    let (title, message) = error_text(error.code);
+    let page = ErrorPage {
+        title,
+        message,
+        code: error.code.as_str(),
+        retry_url: error.retry.map(|id| format!("/popup/start/{id}")),
+    };
+    let mut response = html_response(status_of(error.code), &random_token(), page.render());
+    response.extensions_mut().insert(ErrorLog {
+        code: error.code,
+        message: error.log_message,
+    });
+    response
+}
+
+fn html_response(status: StatusCode, nonce: &str, rendered: Result<String, askama::Error>) -> Response {
+    let mut response = match rendered {
+        Ok(html) => (status, html).into_response(),
+        Err(error) => {
+            tracing::error!(error = %error, "cannot render a popup page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be shown.").into_response()
+        }
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    let policy = format!(
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; img-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(policy) = HeaderValue::from_str(&policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// The title and message of each error page.
+fn error_text(code: ErrorCode) -> (&'static str, &'static str) {
+    match code {
+        ErrorCode::NotAnApprover => (
+            "Not allowed to approve",
+            "The account you signed in with does not hold the role this request needs. Ask someone who holds it to sign in.",
+        ),
+        ErrorCode::OwnRequest => (
+            "You cannot approve your own request",
+            "The account you signed in with made this request. Another person has to sign in and approve it.",
+        ),
+        ErrorCode::ApprovalExpired => (
+            "Request expired",
+            "This approval request has expired. Ask for a new one in the application.",
+        ),
+        ErrorCode::AlreadyDecided => ("Already decided", "Someone has already decided this request."),
+        ErrorCode::IdpError => (
+            "Sign-in failed",
+            "The sign-in service returned an error or could not be reached.",
+        ),
+        ErrorCode::SignInCancelled => ("Sign-in cancelled", "The sign-in was cancelled."),
+        ErrorCode::LoginExpired => (
+            "Sign-in expired",
+            "The sign-in took too long, or it was started in another window.",
+        ),
+        ErrorCode::SignInNotFresh => (
+            "Please sign in again",
+            "The sign-in service reused an existing session instead of asking for your password.",
+        ),
+        ErrorCode::NotFound => ("Not found", "There is no approval request at this address."),
+        ErrorCode::AuditUnavailable => (
+            "Not recorded",
+            "The audit log could not be written, so nothing was changed.",
+        ),
+        ErrorCode::StorageUnavailable => ("Service unavailable", "Countersign cannot reach its database."),
+        _ => ("Invalid request", "The page received a request it cannot handle."),
+    }
+}
+
+fn describe_approver(approver: &Approver) -> String {
+    match (&approver.name, &approver.username) {
+        (Some(name), Some(username)) => format!("{name} ({username})"),
+        _ => approver.display_name().to_owned(),
+    }
+}
+
+/// One row per top-level detail; strings as they are, other values as JSON.
+fn detail_rows(details: &Value) -> Vec<(String, String)> {
+    let Some(object) = details.as_object() else {
+        return Vec::new();
+    };
+    object
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (name.clone(), text)
+        })
+        .collect()
+}
+
+fn describe_time_left(left: time::Duration) -> String {
+    let seconds = left.whole_seconds().max(0);
+    match (seconds / 60, seconds % 60) {
+        (0, seconds) => format!("{seconds} s"),
+        (minutes, 0) => format!("{minutes} min"),
+        (minutes, seconds) => format!("{minutes} min {seconds} s"),
+    }
+}
+
+fn format_clock_time(time: OffsetDateTime) -> String {
+    let format = format_description!("[hour]:[minute]:[second] UTC");
+    time.format(&format).unwrap_or_else(|_| time.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_is_readable() {
+        assert_eq!(describe_time_left(time::Duration::seconds(272)), "4 min 32 s");
+        assert_eq!(describe_time_left(time::Duration::seconds(120)), "2 min");
+        assert_eq!(describe_time_left(time::Duration::seconds(9)), "9 s");
+        assert_eq!(describe_time_left(time::Duration::seconds(-3)), "0 s");
+    }
+
+    #[test]
+    fn details_become_rows() {
+        let rows = detail_rows(&serde_json::json!({"order": "1001", "amount": 49.9, "items": [1, 2]}));
+
+        assert_eq!(
+            rows,
+            [
+                ("amount".to_owned(), "49.9".to_owned()),
+                ("items".to_owned(), "[1,2]".to_owned()),
+                ("order".to_owned(), "1001".to_owned()),
+            ]
+        );
+    }
 }
