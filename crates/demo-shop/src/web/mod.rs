@@ -3,6 +3,8 @@
 mod auth;
 mod pages;
 mod refunds;
+#[cfg(test)]
+mod router_tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
