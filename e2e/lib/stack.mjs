@@ -87,11 +87,13 @@ function merge(base, overrides) {
  * `{ approvals: { default_lifetime_seconds: 5 } }`; `name` names the run's
  * folder under e2e/results.
  *
- * The result has `keycloak` (`port`, `shopIssuer` on localhost,
- * `countersignIssuer` on 127.0.0.1), `admin` (a KeycloakAdmin), `countersign`
- * (`url`, `apiKey`, `api`, `configPath`, `logFile`) and `shop` (`url`,
- * `logFile`), plus `urls` and `ports` (also set when a binary is not
- * started, for stub servers), `runDir` and `stop()`.
+ * The result has these fields:
+ * - `keycloak`: `port`, `baseUrl`, `shopIssuer` (localhost), `countersignIssuer` (127.0.0.1)
+ * - `admin`: a KeycloakAdmin of the demo realm
+ * - `countersign`: `url`, `apiKey`, `api` (a CountersignApi), `configPath`, `logFile`, or null
+ * - `shop`: `url`, `logFile`, or null
+ * - `urls`, `ports`: the registered URLs and ports, also when a binary is not started
+ * - `runDir`, `stop()`
  */
 export async function startStack({ countersign = true, shop = true, config = {}, name = "stack" } = {}) {
   const runDir = path.join(RESULTS_DIR, `${name}-${new Date().toISOString().replace(/[:.]/g, "-")}-${process.pid}`);

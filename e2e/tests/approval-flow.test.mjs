@@ -1,6 +1,7 @@
 // The whole approval flow through the demo shop, Countersign's popup and the
-// real Keycloak, in one browser: the cashier asks, a manager approves or
-// rejects in the popup, and the cashier is still the cashier afterwards.
+// real Keycloak, in one browser: the cashier requests a refund, a manager
+// approves or rejects it in the popup, and the cashier is still the cashier
+// afterwards.
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import { launchBrowser } from "../lib/browser.mjs";
