@@ -109,7 +109,10 @@ async fn check_identity_provider(settings: &Settings) -> bool {
 
     let jwks = JwksCache::new(http, metadata.jwks_uri.clone(), JWKS_MIN_REFETCH_INTERVAL);
     match jwks.refresh().await {
-        Ok(count) => println!("OK   JWKS at {} has {count} usable signing keys", metadata.jwks_uri),
+        Ok(count) => {
+            let keys = if count == 1 { "key" } else { "keys" };
+            println!("OK   JWKS at {} has {count} usable signing {keys}", metadata.jwks_uri);
+        }
         Err(error) => {
             println!("FAIL {error}");
             passed = false;

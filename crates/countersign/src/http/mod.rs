@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::approvals::{ApprovalService, Clock};
 use crate::config::Settings;
@@ -109,7 +109,11 @@ pub fn router(state: AppState) -> Router {
     // span reads it, and errors are logged inside that span.
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(middleware::from_fn(log_errors))
         .layer(SetResponseHeaderLayer::if_not_present(
