@@ -1,7 +1,7 @@
 //! `countersign config check`: validate the configuration and reach the IdP.
 //!
 //! Prints one line per check, starting with OK, WARN, FAIL or INFO, and
-//! says how to fix each failure.
+//! names the fix for each failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,7 +49,10 @@ fn check_database_directory(settings: &Settings) -> bool {
         _ => PathBuf::from("."),
     };
     if directory.is_dir() {
-        println!("OK   database file {} (its directory exists)", path.display());
+        println!(
+            "OK   database file {} (its directory exists)",
+            path.display()
+        );
         true
     } else {
         println!(
@@ -65,7 +68,9 @@ fn check_crypto_provider() -> bool {
     if countersign_oidc::crypto_provider_ready() {
         true
     } else {
-        println!("FAIL no crypto provider for token signatures is installed; this is a build problem, not a configuration problem");
+        println!(
+            "FAIL no crypto provider for token signatures is installed; this is a build problem, not a configuration problem"
+        );
         false
     }
 }
@@ -83,13 +88,21 @@ async fn check_identity_provider(settings: &Settings) -> bool {
     let metadata = match countersign_oidc::discover(&http, issuer).await {
         Ok(metadata) => metadata,
         Err(error) => {
-            println!("FAIL discovery at {} failed: {error}", countersign_oidc::discovery_url(issuer));
-            println!("     check oidc.issuer, and that the IdP is running and reachable from this host");
+            println!(
+                "FAIL discovery at {} failed: {error}",
+                countersign_oidc::discovery_url(issuer)
+            );
+            println!(
+                "     check oidc.issuer, and that the IdP is running and reachable from this host"
+            );
             return false;
         }
     };
     println!("OK   discovery document of {issuer}");
-    println!("OK   authorization endpoint {}", metadata.authorization_endpoint);
+    println!(
+        "OK   authorization endpoint {}",
+        metadata.authorization_endpoint
+    );
     println!("OK   token endpoint {}", metadata.token_endpoint);
 
     let mut passed = true;
@@ -104,14 +117,19 @@ async fn check_identity_provider(settings: &Settings) -> bool {
     }
     let methods = &metadata.code_challenge_methods_supported;
     if !methods.is_empty() && !methods.iter().any(|method| method == "S256") {
-        println!("WARN the IdP does not list S256 in code_challenge_methods_supported; PKCE S256 may be rejected");
+        println!(
+            "WARN the IdP does not list S256 in code_challenge_methods_supported; PKCE S256 may be rejected"
+        );
     }
 
     let jwks = JwksCache::new(http, metadata.jwks_uri.clone(), JWKS_MIN_REFETCH_INTERVAL);
     match jwks.refresh().await {
         Ok(count) => {
             let keys = if count == 1 { "key" } else { "keys" };
-            println!("OK   JWKS at {} has {count} usable signing {keys}", metadata.jwks_uri);
+            println!(
+                "OK   JWKS at {} has {count} usable signing {keys}",
+                metadata.jwks_uri
+            );
         }
         Err(error) => {
             println!("FAIL {error}");
@@ -119,7 +137,14 @@ async fn check_identity_provider(settings: &Settings) -> bool {
         }
     }
 
-    println!("INFO register the redirect URI {} for client {}", settings.redirect_uri(), settings.oidc.client_id);
-    println!("INFO register the post-logout redirect URI {}", settings.post_logout_redirect_uri());
+    println!(
+        "INFO register the redirect URI {} for client {}",
+        settings.redirect_uri(),
+        settings.oidc.client_id
+    );
+    println!(
+        "INFO register the post-logout redirect URI {}",
+        settings.post_logout_redirect_uri()
+    );
     passed
 }

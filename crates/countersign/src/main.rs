@@ -9,14 +9,23 @@ use tracing_subscriber::EnvFilter;
 use countersign::config;
 
 #[derive(Parser)]
-#[command(name = "countersign", version, about = "A second person's OpenID Connect sign-off for one action")]
+#[command(
+    name = "countersign",
+    version,
+    about = "A second person's OpenID Connect sign-off for one action"
+)]
 struct Cli {
     /// Configuration file (TOML); environment variables COUNTERSIGN_<SECTION>_<KEY> override it.
     #[arg(long, global = true, env = "COUNTERSIGN_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Log format; the level is set with RUST_LOG (default: info).
-    #[arg(long, global = true, env = "COUNTERSIGN_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "COUNTERSIGN_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
 
     #[command(subcommand)]
@@ -53,7 +62,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -62,7 +74,9 @@ fn main() -> ExitCode {
     };
 
     match cli.command {
-        Command::Config(ConfigCommand::Check) => runtime.block_on(countersign::check::run(cli.config)),
+        Command::Config(ConfigCommand::Check) => {
+            runtime.block_on(countersign::check::run(cli.config))
+        }
         Command::Serve => exit_code(runtime.block_on(serve(cli.config))),
         Command::Migrate => exit_code(runtime.block_on(migrate(cli.config))),
     }
@@ -101,7 +115,9 @@ fn exit_code(result: anyhow::Result<()>) -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -2,7 +2,7 @@ use super::model::Approval;
 use crate::codes::ErrorCode;
 use crate::storage::StorageError;
 
-/// Why an approvals operation did not happen.
+/// The reason an approvals operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
     #[error("invalid request: {0}")]

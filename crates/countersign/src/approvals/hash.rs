@@ -99,7 +99,10 @@ mod tests {
         let first: Value = serde_json::from_str(r#"{"b": 4.50, "a": {"y": 1, "x": 2}}"#).unwrap();
         let second: Value = serde_json::from_str(r#"{"a": {"x": 2.0, "y": 1}, "b": 4.5}"#).unwrap();
 
-        assert_eq!(hash_canonical(&first).unwrap(), hash_canonical(&second).unwrap());
+        assert_eq!(
+            hash_canonical(&first).unwrap(),
+            hash_canonical(&second).unwrap()
+        );
     }
 
     #[test]
@@ -107,7 +110,10 @@ mod tests {
         let first = json!({"amount": "49.90"});
         let second = json!({"amount": "49.91"});
 
-        assert_ne!(hash_canonical(&first).unwrap(), hash_canonical(&second).unwrap());
+        assert_ne!(
+            hash_canonical(&first).unwrap(),
+            hash_canonical(&second).unwrap()
+        );
     }
 
     /// The digest was computed outside this code with
@@ -139,12 +145,25 @@ mod tests {
     #[test]
     fn parse_accepts_only_sha256_hex() {
         let upper = format!("sha256:{}", "AB".repeat(32));
-        assert_eq!(PayloadHash::parse(&upper).unwrap().as_str(), format!("sha256:{}", "ab".repeat(32)));
+        assert_eq!(
+            PayloadHash::parse(&upper).unwrap().as_str(),
+            format!("sha256:{}", "ab".repeat(32))
+        );
         assert_eq!(PayloadHash::parse(&"ab".repeat(32)), None);
-        assert_eq!(PayloadHash::parse(&format!("sha256:{}", "ab".repeat(31))), None);
-        assert_eq!(PayloadHash::parse(&format!("sha256:{}", "zz".repeat(32))), None);
-        assert_eq!(PayloadHash::parse(&format!("sha512:{}", "ab".repeat(32))), None);
+        assert_eq!(
+            PayloadHash::parse(&format!("sha256:{}", "ab".repeat(31))),
+            None
+        );
+        assert_eq!(
+            PayloadHash::parse(&format!("sha256:{}", "zz".repeat(32))),
+            None
+        );
+        assert_eq!(
+            PayloadHash::parse(&format!("sha512:{}", "ab".repeat(32))),
+            None
+        );
     }
 
-    const EXPECTED_REFUND_HASH: &str = "sha256:1b6d4d21cd6ca49399dfbd2cd7e84f02e0835ec97d49327d7a2520e79bd3f080";
+    const EXPECTED_REFUND_HASH: &str =
+        "sha256:1b6d4d21cd6ca49399dfbd2cd7e84f02e0835ec97d49327d7a2520e79bd3f080";
 }

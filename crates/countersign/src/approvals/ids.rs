@@ -67,7 +67,13 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_rejected() {
-        for text in ["", "abc", "not-an-id-but-22-chars!", "AAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAA/A"] {
+        for text in [
+            "",
+            "abc",
+            "not-an-id-but-22-chars!",
+            "AAAAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAA/A",
+        ] {
             assert_eq!(ApprovalId::parse(text), None, "{text}");
         }
     }

@@ -37,9 +37,18 @@ mod tests {
 
     #[test]
     fn origin_parsing_normalizes() {
-        assert_eq!(parse_origin("http://localhost:18400").as_deref(), Some("http://localhost:18400"));
-        assert_eq!(parse_origin("http://localhost:18400/").as_deref(), Some("http://localhost:18400"));
-        assert_eq!(parse_origin("https://Shop.Example:443").as_deref(), Some("https://shop.example"));
+        assert_eq!(
+            parse_origin("http://localhost:18400").as_deref(),
+            Some("http://localhost:18400")
+        );
+        assert_eq!(
+            parse_origin("http://localhost:18400/").as_deref(),
+            Some("http://localhost:18400")
+        );
+        assert_eq!(
+            parse_origin("https://Shop.Example:443").as_deref(),
+            Some("https://shop.example")
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub struct Approver {
 }
 
 impl Approver {
-    /// A name to show: the display name, else the username, else the subject.
+    /// Returns a name to show: the display name, else the username, else the subject.
     pub fn display_name(&self) -> &str {
         self.name
             .as_deref()
@@ -32,7 +32,7 @@ impl Approver {
     }
 }
 
-/// What an approver decided.
+/// The decision of an approver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
@@ -69,7 +69,7 @@ impl Status {
         }
     }
 
-    /// Whether the status can still change.
+    /// Returns whether the status can no longer change.
     pub fn is_final(self) -> bool {
         self != Status::Pending
     }
@@ -107,8 +107,8 @@ pub struct Approval {
 }
 
 impl Approval {
-    /// The status at `now`: a decision is final, an undecided request
-    /// expires at `expires_at`.
+    /// Returns the status at `now`: a decision is final, and an undecided
+    /// request expires at `expires_at`.
     pub fn status(&self, now: OffsetDateTime) -> Status {
         match &self.decision {
             Some(record) => match record.decision {

@@ -47,7 +47,7 @@ pub struct Created {
     pub events_token: String,
 }
 
-/// What a consume request offers as proof of the payload.
+/// The proof of the payload in a consume request.
 #[derive(Clone, Debug)]
 pub enum PayloadProof {
     Payload(Value),
@@ -63,7 +63,11 @@ pub struct ApprovalService {
 }
 
 impl ApprovalService {
-    pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>, settings: ApprovalSettings) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        clock: Arc<dyn Clock>,
+        settings: ApprovalSettings,
+    ) -> Self {
         let (changes, _) = broadcast::channel(256);
         Self {
             storage,
@@ -103,7 +107,9 @@ impl ApprovalService {
             &input.requester.sub,
             &input.requester.name,
         )
-        .map_err(|error| ApprovalError::InvalidRequest(format!("details cannot be hashed: {error}")))?;
+        .map_err(|error| {
+            ApprovalError::InvalidRequest(format!("details cannot be hashed: {error}"))
+        })?;
 
         let now = self.clock.now();
         let events_token = random_token();
@@ -154,12 +160,19 @@ impl ApprovalService {
 
     /// Reads a request regardless of its owner (for the popup).
     pub async fn get(&self, id: &ApprovalId) -> Result<Approval, ApprovalError> {
-        self.storage.approval(id).await?.ok_or(ApprovalError::NotFound)
+        self.storage
+            .approval(id)
+            .await?
+            .ok_or(ApprovalError::NotFound)
     }
 
     /// Reads a request for its events stream; a wrong token looks exactly
     /// like an unknown id.
-    pub async fn get_with_events_token(&self, id: &str, token: &str) -> Result<Approval, ApprovalError> {
+    pub async fn get_with_events_token(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Result<Approval, ApprovalError> {
         let id = ApprovalId::parse(id).ok_or(ApprovalError::NotFound)?;
         let approval = self.get(&id).await?;
         if constant_time_eq(&sha256_hex(token), &approval.events_token_hash) {
@@ -209,7 +222,7 @@ impl ApprovalService {
         match self.storage.decide(&change, &audit).await? {
             DecideOutcome::Decided(approval) => {
                 audit.trace();
-                // No receiver is not an error: nobody is watching the stream.
+                // A send error only means that no status stream is open.
                 let _ = self.changes.send(id.clone());
                 Ok(*approval)
             }
@@ -257,13 +270,19 @@ impl ApprovalService {
             ConsumeOutcome::Expired => ApprovalError::Expired,
         };
 
-        self.audit_rejected_consume(owner, &change, &rejection).await;
+        self.audit_rejected_consume(owner, &change, &rejection)
+            .await;
         Err(rejection)
     }
 
     /// Appends `consume.rejected`. The rejection changed nothing, so it is
     /// returned even when this write fails; the failure is logged.
-    async fn audit_rejected_consume(&self, owner: &str, change: &ConsumeChange, rejection: &ApprovalError) {
+    async fn audit_rejected_consume(
+        &self,
+        owner: &str,
+        change: &ConsumeChange,
+        rejection: &ApprovalError,
+    ) {
         let code = rejection.code().as_str();
         let audit = AuditEvent::new(AuditKind::ConsumeRejected, change.now, &change.id)
             .actor(owner)
@@ -289,10 +308,14 @@ impl ApprovalService {
         check_text("required_role", &input.required_role, MAX_NAME_CHARS)?;
 
         if !input.details.is_object() {
-            return Err(ApprovalError::InvalidRequest("details must be a JSON object".to_owned()));
+            return Err(ApprovalError::InvalidRequest(
+                "details must be a JSON object".to_owned(),
+            ));
         }
         let details_size = serde_json_canonicalizer::to_vec(&input.details)
-            .map_err(|error| ApprovalError::InvalidRequest(format!("details cannot be serialized: {error}")))?
+            .map_err(|error| {
+                ApprovalError::InvalidRequest(format!("details cannot be serialized: {error}"))
+            })?
             .len();
         if details_size > MAX_DETAILS_BYTES {
             return Err(ApprovalError::InvalidRequest(format!(
@@ -324,7 +347,9 @@ impl ApprovalService {
 
 fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), ApprovalError> {
     if value.trim().is_empty() {
-        return Err(ApprovalError::InvalidRequest(format!("{field} must not be empty")));
+        return Err(ApprovalError::InvalidRequest(format!(
+            "{field} must not be empty"
+        )));
     }
     check_length(field, value, max_chars)
 }

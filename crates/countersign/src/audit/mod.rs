@@ -15,7 +15,7 @@ pub enum AuditKind {
     ApprovalRequested,
     SigninStarted,
     SigninSucceeded,
-    /// A failed sign-in attempt; the code says why (`not_an_approver`, ...).
+    /// A failed sign-in attempt, with the reason as its code (`not_an_approver`, ...).
     SigninFailed,
     ApprovalDecided,
     ApprovalConsumed,
@@ -43,7 +43,7 @@ pub struct AuditEvent {
     pub kind: AuditKind,
     pub at: OffsetDateTime,
     pub approval_id: Option<ApprovalId>,
-    /// Who acted: an API key name, or an approver's subject.
+    /// The acting party: an API key name, or an approver's subject.
     pub actor: Option<String>,
     /// The reason code of a failure or rejection.
     pub code: Option<String>,

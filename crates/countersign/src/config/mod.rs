@@ -3,7 +3,7 @@
 //! Loading happens in two steps. [`raw`] reads every known key from the
 //! environment or the file, remembering where each value came from, and
 //! collects warnings for unknown keys. [`settings`] then validates the raw
-//! values into the typed [`Settings`] that the rest of the service sees.
+//! values into the typed [`Settings`] that the rest of the service uses.
 //! Every problem is reported with the key, its source and how to fix it.
 
 mod error;
@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::ConfigError;
 pub use raw::{ENV_CONFIG_PATH, RawConfig};
-pub use settings::{ApiKey, ApprovalSettings, DatabaseSettings, OidcSettings, ServerSettings, Settings};
+pub use settings::{
+    ApiKey, ApprovalSettings, DatabaseSettings, OidcSettings, ServerSettings, Settings,
+};
 
 /// Validated settings plus the warnings found while loading them.
 #[derive(Debug)]

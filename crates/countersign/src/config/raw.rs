@@ -159,7 +159,9 @@ impl RawConfig {
                 continue;
             }
             let Some(section) = section.as_table() else {
-                problems.push(format!("`{section_name}` in {file} must be a table: write it as [{section_name}]"));
+                problems.push(format!(
+                    "`{section_name}` in {file} must be a table: write it as [{section_name}]"
+                ));
                 continue;
             };
             for (name, value) in section {
@@ -274,7 +276,12 @@ impl RawConfig {
     fn read_api_keys_env(&mut self, text: &str, problems: &mut Vec<String>) {
         self.api_keys.clear();
         self.api_keys_source = ENV_API_KEYS.to_owned();
-        for (index, pair) in text.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        for (index, pair) in text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .enumerate()
+        {
             let number = index + 1;
             match pair.split_once(':') {
                 Some((name, sha256)) => self.api_keys.push(RawApiKey {
@@ -356,8 +363,10 @@ fn value_from_toml(kind: Kind, value: &toml::Value) -> Option<RawValue> {
         Kind::Integer => value.as_integer().map(RawValue::Integer),
         Kind::List => {
             let items = value.as_array()?;
-            let strings: Option<Vec<String>> =
-                items.iter().map(|item| item.as_str().map(str::to_owned)).collect();
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect();
             strings.map(RawValue::List)
         }
     }
@@ -400,12 +409,18 @@ mod tests {
     #[test]
     fn env_list_splits_on_commas() {
         let value = value_from_env(Kind::List, " a, b ,,c ");
-        assert_eq!(value, Some(RawValue::List(vec!["a".into(), "b".into(), "c".into()])));
+        assert_eq!(
+            value,
+            Some(RawValue::List(vec!["a".into(), "b".into(), "c".into()]))
+        );
     }
 
     #[test]
     fn env_integer_rejects_words() {
         assert_eq!(value_from_env(Kind::Integer, "ten"), None);
-        assert_eq!(value_from_env(Kind::Integer, " 10 "), Some(RawValue::Integer(10)));
+        assert_eq!(
+            value_from_env(Kind::Integer, " 10 "),
+            Some(RawValue::Integer(10))
+        );
     }
 }

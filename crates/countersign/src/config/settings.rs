@@ -105,17 +105,17 @@ impl Settings {
         }
     }
 
-    /// The OIDC `redirect_uri`: `<public_url>/popup/callback`.
+    /// Returns the OIDC `redirect_uri`: `<public_url>/popup/callback`.
     pub fn redirect_uri(&self) -> Url {
         join_path(&self.server.public_url, "popup/callback")
     }
 
-    /// The `post_logout_redirect_uri`: `<public_url>/popup/signed-out`.
+    /// Returns the `post_logout_redirect_uri`: `<public_url>/popup/signed-out`.
     pub fn post_logout_redirect_uri(&self) -> Url {
         join_path(&self.server.public_url, "popup/signed-out")
     }
 
-    /// The URL of a path below the public URL, such as `popup/start/<id>`.
+    /// Returns the URL of a path below the public URL, such as `popup/start/<id>`.
     pub fn public_url_for(&self, path: &str) -> Url {
         join_path(&self.server.public_url, path)
     }
@@ -207,7 +207,9 @@ impl Checker<'_> {
         let client_secret = match &self.raw.client_secret {
             Some(Sourced { value, source }) => {
                 if secrecy::ExposeSecret::expose_secret(value).is_empty() {
-                    self.problems.push(format!("the client secret from {source} is empty; put the client secret there"));
+                    self.problems.push(format!(
+                        "the client secret from {source} is empty; put the client secret there"
+                    ));
                 }
                 Some(value.clone())
             }
@@ -222,7 +224,8 @@ impl Checker<'_> {
         let scopes = self.list_or("oidc.scopes", DEFAULT_SCOPES);
         if !scopes.iter().any(|scope| scope == "openid") {
             let source = self.source_of("oidc.scopes");
-            self.problems.push(format!("{source} must contain `openid`"));
+            self.problems
+                .push(format!("{source} must contain `openid`"));
         }
 
         let role_claims = self.list_or("oidc.role_claims", DEFAULT_ROLE_CLAIMS);
@@ -233,8 +236,18 @@ impl Checker<'_> {
             ));
         }
 
-        let leeway = self.integer_in("oidc.clock_leeway_seconds", DEFAULT_CLOCK_LEEWAY_SECONDS, 0, 300);
-        let window = self.integer_in("oidc.sign_in_window_seconds", DEFAULT_SIGN_IN_WINDOW_SECONDS, 30, 3600);
+        let leeway = self.integer_in(
+            "oidc.clock_leeway_seconds",
+            DEFAULT_CLOCK_LEEWAY_SECONDS,
+            0,
+            300,
+        );
+        let window = self.integer_in(
+            "oidc.sign_in_window_seconds",
+            DEFAULT_SIGN_IN_WINDOW_SECONDS,
+            30,
+            3600,
+        );
 
         let client_id = client_id?;
         let role_claims = role_claims
@@ -253,10 +266,18 @@ impl Checker<'_> {
     }
 
     fn approvals(&mut self) -> Option<ApprovalSettings> {
-        let default_lifetime =
-            self.integer_in("approvals.default_lifetime_seconds", DEFAULT_LIFETIME_SECONDS, 30, 86_400);
-        let max_lifetime =
-            self.integer_in("approvals.max_lifetime_seconds", DEFAULT_MAX_LIFETIME_SECONDS, 30, 86_400);
+        let default_lifetime = self.integer_in(
+            "approvals.default_lifetime_seconds",
+            DEFAULT_LIFETIME_SECONDS,
+            30,
+            86_400,
+        );
+        let max_lifetime = self.integer_in(
+            "approvals.max_lifetime_seconds",
+            DEFAULT_MAX_LIFETIME_SECONDS,
+            30,
+            86_400,
+        );
         if let (Some(default), Some(max)) = (default_lifetime, max_lifetime)
             && default > max
         {
@@ -296,7 +317,10 @@ impl Checker<'_> {
         for raw in &self.raw.api_keys {
             let name = raw.name.trim();
             if name.is_empty() {
-                self.problems.push(format!("{} has an empty `name`; give every key a name", raw.source));
+                self.problems.push(format!(
+                    "{} has an empty `name`; give every key a name",
+                    raw.source
+                ));
                 continue;
             }
             if keys.iter().any(|key| key.name == name) {

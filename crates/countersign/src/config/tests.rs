@@ -9,17 +9,35 @@ const SHOP_KEY_HASH: &str = "8b1a9953c4611296a827abf8c47804d7e6c49c6b0bd8cb93b5f
 
 fn minimal_env() -> HashMap<String, String> {
     HashMap::from([
-        ("COUNTERSIGN_OIDC_ISSUER".to_owned(), "http://127.0.0.1:18080/realms/countersign-demo".to_owned()),
-        ("COUNTERSIGN_OIDC_CLIENT_ID".to_owned(), "countersign".to_owned()),
-        ("COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(), "s3cret".to_owned()),
-        ("COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(), "http://localhost:18400".to_owned()),
-        ("COUNTERSIGN_API_KEYS".to_owned(), format!("demo-shop:{SHOP_KEY_HASH}")),
+        (
+            "COUNTERSIGN_OIDC_ISSUER".to_owned(),
+            "http://127.0.0.1:18080/realms/countersign-demo".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_OIDC_CLIENT_ID".to_owned(),
+            "countersign".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(),
+            "s3cret".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(),
+            "http://localhost:18400".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_API_KEYS".to_owned(),
+            format!("demo-shop:{SHOP_KEY_HASH}"),
+        ),
     ])
 }
 
-/// A fresh directory below the system temporary directory.
+/// Creates a fresh directory below the system temporary directory.
 fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("countersign-config-{}", crate::approvals::random_token()));
+    let dir = std::env::temp_dir().join(format!(
+        "countersign-config-{}",
+        crate::approvals::random_token()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -43,14 +61,25 @@ fn environment_alone_is_enough() {
     let settings = loaded.settings;
 
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:18300");
-    assert_eq!(settings.server.public_url.as_str(), "http://127.0.0.1:18300/");
+    assert_eq!(
+        settings.server.public_url.as_str(),
+        "http://127.0.0.1:18300/"
+    );
     assert_eq!(settings.oidc.scopes, ["openid", "profile", "email"]);
-    assert!(settings.oidc.role_claims.contains(&"resource_access.countersign.roles".to_owned()));
+    assert!(
+        settings
+            .oidc
+            .role_claims
+            .contains(&"resource_access.countersign.roles".to_owned())
+    );
     assert_eq!(settings.approvals.default_lifetime_seconds, 300);
     assert_eq!(settings.approvals.max_lifetime_seconds, 1800);
     assert_eq!(settings.api_keys[0].name, "demo-shop");
     assert_eq!(hex::encode(settings.api_keys[0].sha256), SHOP_KEY_HASH);
-    assert_eq!(settings.redirect_uri().as_str(), "http://127.0.0.1:18300/popup/callback");
+    assert_eq!(
+        settings.redirect_uri().as_str(),
+        "http://127.0.0.1:18300/popup/callback"
+    );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
@@ -62,8 +91,16 @@ fn missing_issuer_says_how_to_fix() {
     let problems = problems(load(None, &env));
 
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("`oidc.issuer` is missing"), "{}", problems[0]);
-    assert!(problems[0].contains("COUNTERSIGN_OIDC_ISSUER"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("`oidc.issuer` is missing"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[0].contains("COUNTERSIGN_OIDC_ISSUER"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
@@ -74,20 +111,32 @@ fn bad_issuer_url_names_its_source() {
     let problems = problems(load(None, &env));
 
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].starts_with("COUNTERSIGN_OIDC_ISSUER is `not a url`"), "{}", problems[0]);
+    assert!(
+        problems[0].starts_with("COUNTERSIGN_OIDC_ISSUER is `not a url`"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
 fn issuer_must_be_http() {
     let dir = temp_dir();
-    let file = write(&dir, "countersign.toml", "[oidc]\nissuer = \"ftp://idp.example\"\n");
+    let file = write(
+        &dir,
+        "countersign.toml",
+        "[oidc]\nissuer = \"ftp://idp.example\"\n",
+    );
     let mut env = minimal_env();
     env.remove("COUNTERSIGN_OIDC_ISSUER");
 
     let problems = problems(load(Some(&file), &env));
 
     assert!(problems[0].contains("`oidc.issuer` in"), "{}", problems[0]);
-    assert!(problems[0].contains("not an http or https URL"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("not an http or https URL"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
@@ -103,7 +152,10 @@ fn secret_from_file_named_in_environment() {
     let secret_file = write(&dir, "secret", "from-file\n");
     let mut env = minimal_env();
     env.remove("COUNTERSIGN_OIDC_CLIENT_SECRET");
-    env.insert("COUNTERSIGN_OIDC_CLIENT_SECRET_FILE".to_owned(), secret_file.display().to_string());
+    env.insert(
+        "COUNTERSIGN_OIDC_CLIENT_SECRET_FILE".to_owned(),
+        secret_file.display().to_string(),
+    );
 
     let settings = load(None, &env).unwrap().settings;
 
@@ -117,7 +169,10 @@ fn secret_from_file_named_in_config() {
     let config = write(
         &dir,
         "countersign.toml",
-        &format!("[oidc]\nclient_secret_file = \"{}\"\n", secret_file.display()),
+        &format!(
+            "[oidc]\nclient_secret_file = \"{}\"\n",
+            secret_file.display()
+        ),
     );
     let mut env = minimal_env();
     env.remove("COUNTERSIGN_OIDC_CLIENT_SECRET");
@@ -131,22 +186,41 @@ fn secret_from_file_named_in_config() {
 fn missing_secret_file_is_reported() {
     let mut env = minimal_env();
     env.remove("COUNTERSIGN_OIDC_CLIENT_SECRET");
-    env.insert("COUNTERSIGN_OIDC_CLIENT_SECRET_FILE".to_owned(), "/nonexistent/countersign-secret".to_owned());
+    env.insert(
+        "COUNTERSIGN_OIDC_CLIENT_SECRET_FILE".to_owned(),
+        "/nonexistent/countersign-secret".to_owned(),
+    );
 
     let problems = problems(load(None, &env));
 
-    assert!(problems[0].contains("cannot read the client secret file /nonexistent/countersign-secret"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("cannot read the client secret file /nonexistent/countersign-secret"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
 fn secret_in_config_file_is_rejected() {
     let dir = temp_dir();
-    let config = write(&dir, "countersign.toml", "[oidc]\nclient_secret = \"oops\"\n");
+    let config = write(
+        &dir,
+        "countersign.toml",
+        "[oidc]\nclient_secret = \"oops\"\n",
+    );
 
     let problems = problems(load(Some(&config), &minimal_env()));
 
-    assert!(problems[0].contains("`oidc.client_secret`"), "{}", problems[0]);
-    assert!(!problems[0].contains("oops"), "the secret itself must not be echoed: {}", problems[0]);
+    assert!(
+        problems[0].contains("`oidc.client_secret`"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        !problems[0].contains("oops"),
+        "the secret itself must not be echoed: {}",
+        problems[0]
+    );
 }
 
 #[test]
@@ -156,7 +230,11 @@ fn missing_secret_is_reported() {
 
     let problems = problems(load(None, &env));
 
-    assert!(problems[0].contains("client secret is missing"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("client secret is missing"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]
@@ -172,10 +250,24 @@ fn unknown_keys_warn() {
 
     let warnings = load(Some(&config), &env).unwrap().warnings;
 
-    assert!(warnings.iter().any(|w| w.contains("`oidc.isuer`")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("`loging`")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("`comment`")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.contains("COUNTERSIGN_OIDC_ISUER")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("`oidc.isuer`")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("`loging`")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("`comment`")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("COUNTERSIGN_OIDC_ISUER")),
+        "{warnings:?}"
+    );
     assert_eq!(warnings.len(), 4, "{warnings:?}");
 }
 
@@ -188,7 +280,10 @@ fn environment_overrides_file() {
         "[server]\nlisten = \"127.0.0.1:1\"\n\n[database]\npath = \"file.sqlite\"\n",
     );
     let mut env = minimal_env();
-    env.insert("COUNTERSIGN_SERVER_LISTEN".to_owned(), "127.0.0.1:2".to_owned());
+    env.insert(
+        "COUNTERSIGN_SERVER_LISTEN".to_owned(),
+        "127.0.0.1:2".to_owned(),
+    );
 
     let settings = load(Some(&config), &env).unwrap().settings;
 
@@ -234,10 +329,16 @@ sha256 = "8B1A9953C4611296A827ABF8C47804D7E6C49C6B0BD8CB93B5F2D5B86C9E8D9F"
     let settings = loaded.settings;
 
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    assert_eq!(settings.oidc.role_claims, ["resource_access.countersign.roles"]);
+    assert_eq!(
+        settings.oidc.role_claims,
+        ["resource_access.countersign.roles"]
+    );
     assert_eq!(settings.oidc.clock_leeway_seconds, 10);
     assert_eq!(settings.oidc.sign_in_window_seconds, 120);
-    assert_eq!(settings.approvals.allowed_origins, ["http://localhost:18400"]);
+    assert_eq!(
+        settings.approvals.allowed_origins,
+        ["http://localhost:18400"]
+    );
     assert_eq!(settings.approvals.max_lifetime_seconds, 600);
     assert_eq!(hex::encode(settings.api_keys[0].sha256), SHOP_KEY_HASH);
 }
@@ -245,39 +346,91 @@ sha256 = "8B1A9953C4611296A827ABF8C47804D7E6C49C6B0BD8CB93B5F2D5B86C9E8D9F"
 #[test]
 fn all_problems_are_reported_together() {
     let env = HashMap::from([
-        ("COUNTERSIGN_SERVER_LISTEN".to_owned(), "localhost".to_owned()),
-        ("COUNTERSIGN_APPROVALS_DEFAULT_LIFETIME_SECONDS".to_owned(), "soon".to_owned()),
+        (
+            "COUNTERSIGN_SERVER_LISTEN".to_owned(),
+            "localhost".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_APPROVALS_DEFAULT_LIFETIME_SECONDS".to_owned(),
+            "soon".to_owned(),
+        ),
     ]);
 
     let problems = problems(load(None, &env));
 
-    assert!(problems.iter().any(|p| p.contains("COUNTERSIGN_APPROVALS_DEFAULT_LIFETIME_SECONDS must be a whole number")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .contains("COUNTERSIGN_APPROVALS_DEFAULT_LIFETIME_SECONDS must be a whole number")),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn validation_problems_are_listed() {
     let mut env = minimal_env();
-    env.insert("COUNTERSIGN_SERVER_LISTEN".to_owned(), "localhost".to_owned());
-    env.insert("COUNTERSIGN_APPROVALS_DEFAULT_LIFETIME_SECONDS".to_owned(), "3600".to_owned());
-    env.insert("COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(), "http://localhost:18400/shop".to_owned());
-    env.insert("COUNTERSIGN_API_KEYS".to_owned(), "demo-shop:abc".to_owned());
+    env.insert(
+        "COUNTERSIGN_SERVER_LISTEN".to_owned(),
+        "localhost".to_owned(),
+    );
+    env.insert(
+        "COUNTERSIGN_APPROVALS_DEFAULT_LIFETIME_SECONDS".to_owned(),
+        "3600".to_owned(),
+    );
+    env.insert(
+        "COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(),
+        "http://localhost:18400/shop".to_owned(),
+    );
+    env.insert(
+        "COUNTERSIGN_API_KEYS".to_owned(),
+        "demo-shop:abc".to_owned(),
+    );
     env.insert("COUNTERSIGN_OIDC_SCOPES".to_owned(), "profile".to_owned());
 
     let problems = problems(load(None, &env));
 
-    assert!(problems.iter().any(|p| p.contains("COUNTERSIGN_SERVER_LISTEN is `localhost`")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("longer than approvals.max_lifetime_seconds")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("`http://localhost:18400/shop`, which is not an origin")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("not 64 hex digits")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("must contain `openid`")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("COUNTERSIGN_SERVER_LISTEN is `localhost`")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("longer than approvals.max_lifetime_seconds")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("`http://localhost:18400/shop`, which is not an origin")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("not 64 hex digits")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("must contain `openid`")),
+        "{problems:?}"
+    );
     assert_eq!(problems.len(), 5, "{problems:?}");
 }
 
 #[test]
 fn unreadable_config_file_is_reported() {
-    let problems = problems(load(Some(std::path::Path::new("/nonexistent/countersign.toml")), &minimal_env()));
+    let problems = problems(load(
+        Some(std::path::Path::new("/nonexistent/countersign.toml")),
+        &minimal_env(),
+    ));
 
-    assert!(problems[0].contains("cannot read the config file /nonexistent/countersign.toml"), "{}", problems[0]);
+    assert!(
+        problems[0].contains("cannot read the config file /nonexistent/countersign.toml"),
+        "{}",
+        problems[0]
+    );
 }
 
 #[test]

@@ -1,20 +1,22 @@
 //! The host API under `/api/v1`. Handlers authenticate, parse, call one
 //! service function and shape the response.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use super::AppState;
 use super::auth::ApiClient;
 use super::problem::Problem;
-use super::AppState;
-use crate::approvals::{Approval, ApprovalId, Approver, NewApproval, PayloadHash, PayloadProof, Status};
+use crate::approvals::{
+    Approval, ApprovalId, Approver, NewApproval, PayloadHash, PayloadProof, Status,
+};
 use crate::codes::ErrorCode;
 
 /// JSON body extractor whose rejections are problem+json `invalid_request`.
@@ -49,7 +51,8 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
 }
 
 fn parse_id(text: &str) -> Result<ApprovalId, Problem> {
-    ApprovalId::parse(text).ok_or_else(|| Problem::new(ErrorCode::NotFound, "no approval request with this id"))
+    ApprovalId::parse(text)
+        .ok_or_else(|| Problem::new(ErrorCode::NotFound, "no approval request with this id"))
 }
 
 #[derive(Serialize)]
@@ -72,7 +75,9 @@ pub async fn create(
     let created = state.approvals.create(&client.name, input).await?;
     let approval = &created.approval;
 
-    let approval_url = state.settings.public_url_for(&format!("popup/start/{}", approval.id));
+    let approval_url = state
+        .settings
+        .public_url_for(&format!("popup/start/{}", approval.id));
     let mut events_url = state
         .settings
         .public_url_for(&format!("api/v1/approvals/{}/events", approval.id));
@@ -178,8 +183,13 @@ pub async fn consume(
 
     // The storage only consumes decided requests, so both are present.
     let (Some(decision), Some(consumed_at)) = (approval.decision, approval.consumed_at) else {
-        return Err(Problem::new(ErrorCode::StorageUnavailable, "the stored approval is incomplete")
-            .with_log_message(format!("consumed approval {id} has no decision or consume time")));
+        return Err(Problem::new(
+            ErrorCode::StorageUnavailable,
+            "the stored approval is incomplete",
+        )
+        .with_log_message(format!(
+            "consumed approval {id} has no decision or consume time"
+        )));
     };
     let body = ConsumeResponse {
         id: approval.id,

@@ -24,7 +24,10 @@ pub struct ApiClient {
 impl FromRequestParts<AppState> for ApiClient {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let presented = bearer_token(parts).ok_or_else(|| {
             Problem::new(
                 ErrorCode::Unauthorized,
@@ -39,7 +42,10 @@ impl FromRequestParts<AppState> for ApiClient {
                     name: key.name.clone(),
                 })
             }
-            None => Err(Problem::new(ErrorCode::Unauthorized, "the API key is not valid")),
+            None => Err(Problem::new(
+                ErrorCode::Unauthorized,
+                "the API key is not valid",
+            )),
         }
     }
 }
@@ -80,8 +86,14 @@ mod tests {
     fn find_key_matches_by_digest() {
         let keys = [key("shop", "shop-key"), key("till", "till-key")];
 
-        assert_eq!(find_key(&keys, "till-key").map(|k| k.name.as_str()), Some("till"));
-        assert_eq!(find_key(&keys, "shop-key").map(|k| k.name.as_str()), Some("shop"));
+        assert_eq!(
+            find_key(&keys, "till-key").map(|k| k.name.as_str()),
+            Some("till")
+        );
+        assert_eq!(
+            find_key(&keys, "shop-key").map(|k| k.name.as_str()),
+            Some("shop")
+        );
         assert!(find_key(&keys, "other-key").is_none());
         assert!(find_key(&[], "shop-key").is_none());
     }

@@ -39,7 +39,7 @@ pub async fn stream_status(
         })
         .unwrap_or_default();
 
-    // A missing or wrong token answers exactly like an unknown id.
+    // A missing or wrong token gets the same response as an unknown id.
     let approval = state.approvals.get_with_events_token(&id, &token).await?;
 
     let status = approval.status(state.approvals.now());
@@ -53,7 +53,8 @@ pub async fn stream_status(
         poll_interval: state.events_poll_interval,
     };
 
-    let sse = Sse::new(status_events(watcher)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL));
+    let sse =
+        Sse::new(status_events(watcher)).keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL));
     let mut response = sse.into_response();
     let headers = response.headers_mut();
     // CORS for the registered origin only: EventSource sends a simple GET,

@@ -163,9 +163,19 @@ async fn log_errors(request: Request, next: Next) -> Response {
     if let Some(error) = response.extensions().get::<ErrorLog>() {
         let status = status_of(error.code);
         if status.is_server_error() {
-            tracing::error!(code = error.code.as_str(), status = status.as_u16(), "{}", error.message);
+            tracing::error!(
+                code = error.code.as_str(),
+                status = status.as_u16(),
+                "{}",
+                error.message
+            );
         } else {
-            tracing::info!(code = error.code.as_str(), status = status.as_u16(), "{}", error.message);
+            tracing::info!(
+                code = error.code.as_str(),
+                status = status.as_u16(),
+                "{}",
+                error.message
+            );
         }
     }
     response

@@ -19,7 +19,9 @@ use super::AppState;
 use super::problem::{ErrorLog, status_of};
 use crate::approvals::{Approver, Status, random_token};
 use crate::codes::ErrorCode;
-use crate::signin::{CallbackParams, DecisionForm, DecisionView, FlowError, LOGIN_COOKIE, ResultView};
+use crate::signin::{
+    CallbackParams, DecisionForm, DecisionView, FlowError, LOGIN_COOKIE, ResultView,
+};
 
 const STYLESHEET: &str = include_str!("../../static/popup.css");
 
@@ -58,8 +60,14 @@ struct ResultPage {
 }
 
 /// `GET /popup/start/{id}`
-pub async fn start(State(state): State<AppState>, Path(id): Path<String>, jar: CookieJar) -> Response {
-    let previous = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+pub async fn start(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    jar: CookieJar,
+) -> Response {
+    let previous = jar
+        .get(LOGIN_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
     match state.sign_in.start(&id, previous.as_deref()).await {
         Ok(redirect) => {
             let cookie = Cookie::build((LOGIN_COOKIE, redirect.cookie_value))
@@ -83,11 +91,16 @@ pub async fn callback(
     let params = match query {
         Ok(Query(params)) => params,
         Err(rejection) => CallbackParams {
-            error: Some(format!("malformed callback query: {}", rejection.body_text())),
+            error: Some(format!(
+                "malformed callback query: {}",
+                rejection.body_text()
+            )),
             ..CallbackParams::default()
         },
     };
-    let cookie = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    let cookie = jar
+        .get(LOGIN_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
     match state.sign_in.callback(cookie.as_deref(), params).await {
         Ok(location) => Redirect::to(location.as_str()).into_response(),
         Err(error) => error_response(jar, error),
@@ -96,7 +109,9 @@ pub async fn callback(
 
 /// `GET /popup/signed-out`
 pub async fn signed_out(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let cookie = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    let cookie = jar
+        .get(LOGIN_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
     match state.sign_in.signed_out(cookie.as_deref()).await {
         Ok(view) => decision_page(&view),
         Err(error) => error_response(jar, error),
@@ -120,7 +135,9 @@ pub async fn decision(
             return error_response(jar, error);
         }
     };
-    let cookie = jar.get(LOGIN_COOKIE).map(|cookie| cookie.value().to_owned());
+    let cookie = jar
+        .get(LOGIN_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
     let result = state.sign_in.decide(cookie.as_deref(), form).await;
     let jar = jar.remove(Cookie::build(LOGIN_COOKIE).path("/popup"));
     match result {
@@ -133,8 +150,14 @@ pub async fn decision(
 pub async fn stylesheet() -> Response {
     let mut response = STYLESHEET.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
     response
 }
 
@@ -172,7 +195,10 @@ fn result_page(view: &ResultView) -> Response {
     };
     let page = ResultPage {
         title,
-        message: format!("You {verb} the request as {}.", describe_approver(&view.approver)),
+        message: format!(
+            "You {verb} the request as {}.",
+            describe_approver(&view.approver)
+        ),
         id: view.id.to_string(),
         status: view.status.as_str(),
         origin: view.origin.clone(),
@@ -181,7 +207,7 @@ fn result_page(view: &ResultView) -> Response {
     html_response(StatusCode::OK, &nonce, page.render())
 }
 
-/// The error page; it also clears the login cookie, because a failed
+/// Builds the error page and clears the login cookie, because a failed
 /// attempt is over.
 fn error_response(jar: CookieJar, error: FlowError) -> Response {
     let jar = jar.remove(Cookie::build(LOGIN_COOKIE).path("/popup"));
@@ -204,16 +230,27 @@ fn error_page(error: FlowError) -> Response {
     response
 }
 
-fn html_response(status: StatusCode, nonce: &str, rendered: Result<String, askama::Error>) -> Response {
+fn html_response(
+    status: StatusCode,
+    nonce: &str,
+    rendered: Result<String, askama::Error>,
+) -> Response {
     let mut response = match rendered {
         Ok(html) => (status, html).into_response(),
         Err(error) => {
             tracing::error!(error = %error, "cannot render a popup page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "The page could not be shown.").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be shown.",
+            )
+                .into_response()
         }
     };
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     let policy = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; img-src 'self'; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -221,12 +258,15 @@ fn html_response(status: StatusCode, nonce: &str, rendered: Result<String, askam
     if let Ok(policy) = HeaderValue::from_str(&policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
 }
 
-/// The title and message of each error page.
+/// Returns the title and message of each error page.
 fn error_text(code: ErrorCode) -> (&'static str, &'static str) {
     match code {
         ErrorCode::NotAnApprover => (
@@ -241,7 +281,10 @@ fn error_text(code: ErrorCode) -> (&'static str, &'static str) {
             "Request expired",
             "This approval request has expired. Ask for a new one in the application.",
         ),
-        ErrorCode::AlreadyDecided => ("Already decided", "Someone has already decided this request."),
+        ErrorCode::AlreadyDecided => (
+            "Already decided",
+            "Someone has already decided this request.",
+        ),
         ErrorCode::IdpError => (
             "Sign-in failed",
             "The sign-in service returned an error or could not be reached.",
@@ -260,8 +303,14 @@ fn error_text(code: ErrorCode) -> (&'static str, &'static str) {
             "Not recorded",
             "The audit log could not be written, so nothing was changed.",
         ),
-        ErrorCode::StorageUnavailable => ("Service unavailable", "Countersign cannot reach its database."),
-        _ => ("Invalid request", "The page received a request it cannot handle."),
+        ErrorCode::StorageUnavailable => (
+            "Service unavailable",
+            "Countersign cannot reach its database.",
+        ),
+        _ => (
+            "Invalid request",
+            "The page received a request it cannot handle.",
+        ),
     }
 }
 
@@ -272,7 +321,8 @@ fn describe_approver(approver: &Approver) -> String {
     }
 }
 
-/// One row per top-level detail; strings as they are, other values as JSON.
+/// Turns each top-level detail into a row: strings as they are, other
+/// values as JSON.
 fn detail_rows(details: &Value) -> Vec<(String, String)> {
     let Some(object) = details.as_object() else {
         return Vec::new();
@@ -309,7 +359,10 @@ mod tests {
 
     #[test]
     fn time_left_is_readable() {
-        assert_eq!(describe_time_left(time::Duration::seconds(272)), "4 min 32 s");
+        assert_eq!(
+            describe_time_left(time::Duration::seconds(272)),
+            "4 min 32 s"
+        );
         assert_eq!(describe_time_left(time::Duration::seconds(120)), "2 min");
         assert_eq!(describe_time_left(time::Duration::seconds(9)), "9 s");
         assert_eq!(describe_time_left(time::Duration::seconds(-3)), "0 s");
@@ -317,7 +370,8 @@ mod tests {
 
     #[test]
     fn details_become_rows() {
-        let rows = detail_rows(&serde_json::json!({"order": "1001", "amount": 49.9, "items": [1, 2]}));
+        let rows =
+            detail_rows(&serde_json::json!({"order": "1001", "amount": 49.9, "items": [1, 2]}));
 
         assert_eq!(
             rows,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::approvals::ApprovalError;
 use crate::codes::ErrorCode;
 
-/// The HTTP status of each code; the one place that maps them.
+/// Maps each code to its HTTP status; responses take their status only from here.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -84,7 +84,7 @@ impl Problem {
         }
     }
 
-    /// Sets a log message that differs from what the client sees.
+    /// Sets a log message that differs from the detail sent to the client.
     pub fn with_log_message(mut self, message: impl Into<String>) -> Self {
         self.log_message = message.into();
         self
@@ -140,23 +140,33 @@ impl From<ApprovalError> for Problem {
             ApprovalError::InvalidRequest(detail) => Problem::new(code, detail.clone()),
             ApprovalError::OriginNotAllowed(origin) => Problem::new(
                 code,
-                format!("origin {origin} is not in approvals.allowed_origins of the Countersign configuration"),
+                format!(
+                    "origin {origin} is not in approvals.allowed_origins of the Countersign configuration"
+                ),
             ),
             ApprovalError::NotFound => Problem::new(code, "no approval request with this id"),
-            ApprovalError::Forbidden => {
-                Problem::new(code, "this approval request was created with another API key")
+            ApprovalError::Forbidden => Problem::new(
+                code,
+                "this approval request was created with another API key",
+            ),
+            ApprovalError::Pending => {
+                Problem::new(code, "the approval request has not been decided yet")
             }
-            ApprovalError::Pending => Problem::new(code, "the approval request has not been decided yet"),
-            ApprovalError::AlreadyConsumed => {
-                Problem::new(code, "the approval request was already consumed; it can be consumed only once")
+            ApprovalError::AlreadyConsumed => Problem::new(
+                code,
+                "the approval request was already consumed; it can be consumed only once",
+            ),
+            ApprovalError::AlreadyDecided(_) => {
+                Problem::new(code, "the approval request was already decided")
             }
-            ApprovalError::AlreadyDecided(_) => Problem::new(code, "the approval request was already decided"),
             ApprovalError::Expired => Problem::new(code, "the approval request has expired"),
             ApprovalError::PayloadMismatch => Problem::new(
                 code,
                 "the payload does not match the one the approval request was created for",
             ),
-            ApprovalError::OwnRequest => Problem::new(code, "the requester cannot approve their own request"),
+            ApprovalError::OwnRequest => {
+                Problem::new(code, "the requester cannot approve their own request")
+            }
             ApprovalError::AuditUnavailable(cause) => Problem::new(
                 code,
                 "the audit log cannot be written, so nothing was changed; try again later",
@@ -200,8 +210,13 @@ mod tests {
         let response = Problem::new(ErrorCode::ApprovalExpired, "gone").into_response();
 
         assert_eq!(response.status(), StatusCode::GONE);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
-        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(body["type"], "urn:countersign:problem:approval_expired");
         assert_eq!(body["code"], "approval_expired");

@@ -16,7 +16,7 @@ use crate::storage::{SqliteStorage, Storage};
 
 const KEY: &str = "router-test-key";
 
-/// An issuer URL on a loopback port that was just free, so nothing answers.
+/// Returns an issuer URL on a loopback port that was just free, so no server listens there.
 async fn closed_issuer() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -31,10 +31,22 @@ async fn state() -> (AppState, ManualClock) {
 async fn state_with_issuer(issuer: &str) -> (AppState, ManualClock) {
     let env = HashMap::from([
         ("COUNTERSIGN_OIDC_ISSUER".to_owned(), issuer.to_owned()),
-        ("COUNTERSIGN_OIDC_CLIENT_ID".to_owned(), "countersign".to_owned()),
-        ("COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(), "secret".to_owned()),
-        ("COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(), "http://localhost:18400".to_owned()),
-        ("COUNTERSIGN_API_KEYS".to_owned(), format!("shop:{}", sha256_hex(KEY))),
+        (
+            "COUNTERSIGN_OIDC_CLIENT_ID".to_owned(),
+            "countersign".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(),
+            "secret".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(),
+            "http://localhost:18400".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_API_KEYS".to_owned(),
+            format!("shop:{}", sha256_hex(KEY)),
+        ),
     ]);
     let settings = Arc::new(config::load(None, &env).unwrap().settings);
     let storage = SqliteStorage::in_memory().await.unwrap();
@@ -49,7 +61,9 @@ async fn send(state: &AppState, request: Request<Body>) -> Response {
 }
 
 async fn body_text(response: Response) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
@@ -95,7 +109,10 @@ async fn create_uses_default_lifetime() {
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    assert_eq!(expires_at - crate::approvals::Clock::now(&clock), time::Duration::seconds(300));
+    assert_eq!(
+        expires_at - crate::approvals::Clock::now(&clock),
+        time::Duration::seconds(300)
+    );
 }
 
 #[tokio::test]
@@ -111,7 +128,10 @@ async fn create_rejects_short_lifetime_and_empty_fields() {
     empty["summary"] = json!("  ");
     let response = send(&state, create_request(&empty)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(body_json(response).await["detail"], "summary must not be empty");
+    assert_eq!(
+        body_json(response).await["detail"],
+        "summary must not be empty"
+    );
 
     let mut no_role = refund();
     no_role.as_object_mut().unwrap().remove("required_role");
@@ -131,14 +151,23 @@ async fn unauthorized_carries_challenge() {
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/problem+json");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "application/problem+json"
+    );
 }
 
 #[tokio::test]
 async fn unknown_api_path_is_problem() {
     let (state, _) = state().await;
 
-    let response = send(&state, Request::get("/api/v2/whatever").body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get("/api/v2/whatever")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(body_json(response).await["code"], "not_found");
@@ -148,11 +177,18 @@ async fn unknown_api_path_is_problem() {
 async fn responses_carry_request_id() {
     let (state, _) = state().await;
 
-    let response = send(&state, Request::get("/healthz").body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get("/healthz").body(Body::empty()).unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().contains_key("x-request-id"));
-    assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(
+        response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+        "nosniff"
+    );
 }
 
 #[tokio::test]
@@ -160,15 +196,27 @@ async fn popup_start_for_unknown_id_is_not_found_page() {
     let (state, _) = state().await;
     let id = ApprovalId::generate();
 
-    let response = send(&state, Request::get(format!("/popup/start/{id}")).body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get(format!("/popup/start/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let csp = response.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("script-src 'nonce-"), "{csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
     let html = body_text(response).await;
-    assert!(html.contains("<code id=\"error-code\">not_found</code>"), "{html}");
+    assert!(
+        html.contains("<code id=\"error-code\">not_found</code>"),
+        "{html}"
+    );
     assert!(!html.contains("try-again"), "{html}");
 }
 
@@ -178,7 +226,13 @@ async fn popup_start_for_expired_request_offers_no_retry() {
     let id = create(&state).await;
     clock.advance(time::Duration::seconds(301));
 
-    let response = send(&state, Request::get(format!("/popup/start/{id}")).body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get(format!("/popup/start/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::GONE);
     let html = body_text(response).await;
@@ -197,11 +251,22 @@ async fn popup_start_for_decided_request_offers_no_retry() {
     };
     state
         .approvals
-        .decide(&ApprovalId::parse(&id).unwrap(), Decision::Approved, approver, None)
+        .decide(
+            &ApprovalId::parse(&id).unwrap(),
+            Decision::Approved,
+            approver,
+            None,
+        )
         .await
         .unwrap();
 
-    let response = send(&state, Request::get(format!("/popup/start/{id}")).body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get(format!("/popup/start/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::CONFLICT);
     let html = body_text(response).await;
@@ -214,19 +279,34 @@ async fn popup_start_with_unreachable_idp_offers_retry() {
     let (state, _) = state_with_issuer(&closed_issuer().await).await;
     let id = create(&state).await;
 
-    let response = send(&state, Request::get(format!("/popup/start/{id}")).body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get(format!("/popup/start/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let html = body_text(response).await;
     assert!(html.contains(">idp_error<"), "{html}");
-    assert!(html.contains(&format!("href=\"/popup/start/{id}\" id=\"try-again\"")), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/popup/start/{id}\" id=\"try-again\"")),
+        "{html}"
+    );
 }
 
 #[tokio::test]
 async fn signed_out_without_cookie_is_login_expired() {
     let (state, _) = state().await;
 
-    let response = send(&state, Request::get("/popup/signed-out").body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get("/popup/signed-out")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let html = body_text(response).await;
@@ -246,9 +326,16 @@ async fn decision_without_login_changes_nothing() {
     let response = send(&state, request).await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let cleared = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let cleared = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cleared.starts_with("countersign_login=;"), "{cleared}");
-    let approval = state.approvals.get(&ApprovalId::parse(&id).unwrap()).await.unwrap();
+    let approval = state
+        .approvals
+        .get(&ApprovalId::parse(&id).unwrap())
+        .await
+        .unwrap();
     assert!(approval.decision.is_none());
 }
 
@@ -256,18 +343,34 @@ async fn decision_without_login_changes_nothing() {
 async fn unknown_page_is_html_not_found() {
     let (state, _) = state().await;
 
-    let response = send(&state, Request::get("/nothing-here").body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get("/nothing-here").body(Body::empty()).unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
 }
 
 #[tokio::test]
 async fn stylesheet_is_served() {
     let (state, _) = state().await;
 
-    let response = send(&state, Request::get("/popup/popup.css").body(Body::empty()).unwrap()).await;
+    let response = send(
+        &state,
+        Request::get("/popup/popup.css")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/css; charset=utf-8"
+    );
 }

@@ -2,7 +2,7 @@
 //!
 //! One sign-in attempt is one login transaction row, found through the
 //! random value in the `countersign_login` cookie (stored only as its
-//! SHA-256). The row holds `state`, `nonce`, the PKCE verifier, a CSRF
+//! SHA-256). The row contains `state`, `nonce`, the PKCE verifier, a CSRF
 //! token and, after the callback, the outcome and the approver's identity.
 //! Tokens live only in memory during the callback request: they are
 //! verified there, and the ID token is used once more as `id_token_hint` to
@@ -19,15 +19,17 @@ use time::{Duration, OffsetDateTime};
 use url::Url;
 
 use crate::approvals::{
-    Approval, ApprovalError, ApprovalId, ApprovalService, Approver, Decision, Status, constant_time_eq,
-    random_token, sha256_hex,
+    Approval, ApprovalError, ApprovalId, ApprovalService, Approver, Decision, Status,
+    constant_time_eq, random_token, sha256_hex,
 };
 use crate::audit::{AuditEvent, AuditKind};
 use crate::codes::ErrorCode;
 use crate::config::Settings;
 use crate::storage::{LoginOutcome, LoginTransaction, StorageError};
 
-pub use provider::{IDP_TIMEOUT, JWKS_MIN_REFETCH_INTERVAL, Provider, build as build_relying_party};
+pub use provider::{
+    IDP_TIMEOUT, JWKS_MIN_REFETCH_INTERVAL, Provider, build as build_relying_party,
+};
 
 /// Name of the cookie that binds a login transaction to the browser.
 pub const LOGIN_COOKIE: &str = "countersign_login";
@@ -35,14 +37,14 @@ pub const LOGIN_COOKIE: &str = "countersign_login";
 /// Outcome stored in a login transaction after a successful callback.
 const SIGNED_IN: &str = "signed_in";
 
-/// Why a popup step ends on an error page.
+/// The failure of a popup step, shown on an error page.
 #[derive(Debug)]
 pub struct FlowError {
     pub code: ErrorCode,
     /// The request to retry with `/popup/start/{id}`, set only where a new
     /// attempt can succeed.
     pub retry: Option<ApprovalId>,
-    /// What the log records; never a token.
+    /// The message for the log, which never contains a token.
     pub log_message: String,
 }
 
@@ -63,7 +65,7 @@ impl FlowError {
     }
 }
 
-/// Whether another sign-in attempt can succeed after this error. A decided
+/// Returns whether another sign-in attempt can succeed after this error. A decided
 /// or expired request, or an unknown id, stays that way. Another person can
 /// sign in after `not_an_approver` and `own_request`.
 pub fn is_retryable(code: ErrorCode) -> bool {
@@ -96,7 +98,7 @@ impl From<ApprovalError> for FlowError {
     }
 }
 
-/// Where `/popup/start` sends the browser, and the new cookie value.
+/// The redirect of `/popup/start` and the new cookie value.
 #[derive(Debug)]
 pub struct StartRedirect {
     pub location: Url,
@@ -121,7 +123,7 @@ pub struct DecisionForm {
     pub reason: Option<String>,
 }
 
-/// What the decision page shows.
+/// The content of the decision page.
 #[derive(Debug)]
 pub struct DecisionView {
     pub approval: Approval,
@@ -130,7 +132,7 @@ pub struct DecisionView {
     pub now: OffsetDateTime,
 }
 
-/// What the result page shows and sends to the opener.
+/// The content of the result page and of its message to the opener.
 #[derive(Debug)]
 pub struct ResultView {
     pub id: ApprovalId,
@@ -182,14 +184,22 @@ impl SignIn {
     /// `GET /popup/start/{id}`: stores a login transaction and returns the
     /// IdP's authorization URL. `previous_cookie` is a leftover attempt of
     /// this browser, deleted here.
-    pub async fn start(&self, id: &str, previous_cookie: Option<&str>) -> Result<StartRedirect, FlowError> {
-        let id = ApprovalId::parse(id).ok_or_else(|| FlowError::new(ErrorCode::NotFound, "malformed approval id"))?;
+    pub async fn start(
+        &self,
+        id: &str,
+        previous_cookie: Option<&str>,
+    ) -> Result<StartRedirect, FlowError> {
+        let id = ApprovalId::parse(id)
+            .ok_or_else(|| FlowError::new(ErrorCode::NotFound, "malformed approval id"))?;
         let approval = self.approvals.get(&id).await?;
         let now = self.now();
         check_pending(&approval, now)?;
 
         if let Some(previous) = previous_cookie {
-            self.approvals.storage().delete_login(&sha256_hex(previous)).await?;
+            self.approvals
+                .storage()
+                .delete_login(&sha256_hex(previous))
+                .await?;
         }
 
         let relying_party = self
@@ -231,7 +241,11 @@ impl SignIn {
     /// `GET /popup/callback`: checks the IdP's response, records the outcome
     /// and returns where to send the browser: the IdP's logout when a
     /// session was created there, else the signed-out page.
-    pub async fn callback(&self, cookie: Option<&str>, params: CallbackParams) -> Result<Url, FlowError> {
+    pub async fn callback(
+        &self,
+        cookie: Option<&str>,
+        params: CallbackParams,
+    ) -> Result<Url, FlowError> {
         let Some(login) = self.find_login(cookie).await? else {
             return Err(self.missing_login(params.state.as_deref()).await);
         };
@@ -245,10 +259,24 @@ impl SignIn {
             .as_deref()
             .is_some_and(|state| constant_time_eq(state, &login.state));
         if !state_matches {
-            return self.fail(&login, ErrorCode::LoginExpired, None, "state does not match").await;
+            return self
+                .fail(
+                    &login,
+                    ErrorCode::LoginExpired,
+                    None,
+                    "state does not match",
+                )
+                .await;
         }
         if self.now() >= login.expires_at {
-            return self.fail(&login, ErrorCode::LoginExpired, None, "sign-in window passed").await;
+            return self
+                .fail(
+                    &login,
+                    ErrorCode::LoginExpired,
+                    None,
+                    "sign-in window passed",
+                )
+                .await;
         }
         if let Some(error) = params.error.as_deref() {
             // RFC 6749, section 4.1.2.1: `access_denied` is what Keycloak
@@ -262,7 +290,9 @@ impl SignIn {
             return self.fail(&login, code, None, &detail).await;
         }
         let Some(code) = params.code.as_deref() else {
-            return self.fail(&login, ErrorCode::IdpError, None, "callback without code").await;
+            return self
+                .fail(&login, ErrorCode::IdpError, None, "callback without code")
+                .await;
         };
 
         let relying_party = match self.provider.relying_party().await {
@@ -288,7 +318,9 @@ impl SignIn {
         drop(tokens);
         let recorded = match checked {
             Ok(approver) => self.record_success(&login, approver).await,
-            Err((code, approver, detail)) => self.record_failure(&login, code, approver, &detail).await,
+            Err((code, approver, detail)) => {
+                self.record_failure(&login, code, approver, &detail).await
+            }
         };
         if let Err(error) = recorded {
             // NOTE: the signed-out page then finds no outcome and shows
@@ -309,14 +341,21 @@ impl SignIn {
             nonce: Nonce::from_stored(login.nonce.clone()),
             authenticated_after: login.created_at.unix_timestamp(),
         };
-        let verified = relying_party.verify(tokens, &expectations).await.map_err(|error| {
-            let code = if error.is_not_fresh() {
-                ErrorCode::SignInNotFresh
-            } else {
-                ErrorCode::IdpError
-            };
-            (code, None, format!("token verification failed ({}): {error}", error.code()))
-        })?;
+        let verified = relying_party
+            .verify(tokens, &expectations)
+            .await
+            .map_err(|error| {
+                let code = if error.is_not_fresh() {
+                    ErrorCode::SignInNotFresh
+                } else {
+                    ErrorCode::IdpError
+                };
+                (
+                    code,
+                    None,
+                    format!("token verification failed ({}): {error}", error.code()),
+                )
+            })?;
 
         let approver = Approver {
             sub: verified.subject,
@@ -329,7 +368,11 @@ impl SignIn {
         };
 
         if approval.requester.sub == approver.sub {
-            return Err((ErrorCode::OwnRequest, Some(approver), "approver is the requester".to_owned()));
+            return Err((
+                ErrorCode::OwnRequest,
+                Some(approver),
+                "approver is the requester".to_owned(),
+            ));
         }
         if !verified.roles.contains(&approval.required_role) {
             let detail = format!("approver lacks the role {}", approval.required_role);
@@ -341,7 +384,11 @@ impl SignIn {
         Ok(approver)
     }
 
-    async fn record_success(&self, login: &LoginTransaction, approver: Approver) -> Result<(), FlowError> {
+    async fn record_success(
+        &self,
+        login: &LoginTransaction,
+        approver: Approver,
+    ) -> Result<(), FlowError> {
         let audit = AuditEvent::new(AuditKind::SigninSucceeded, self.now(), &login.approval_id)
             .actor(approver.sub.clone())
             .details(json!({ "username": approver.username }));
@@ -350,7 +397,12 @@ impl SignIn {
             outcome: SIGNED_IN.to_owned(),
             approver: Some(approver),
         };
-        if self.approvals.storage().record_login_outcome(&outcome, &audit).await? {
+        if self
+            .approvals
+            .storage()
+            .record_login_outcome(&outcome, &audit)
+            .await?
+        {
             audit.trace();
         }
         Ok(())
@@ -376,7 +428,12 @@ impl SignIn {
             outcome: code.as_str().to_owned(),
             approver,
         };
-        if self.approvals.storage().record_login_outcome(&outcome, &audit).await? {
+        if self
+            .approvals
+            .storage()
+            .record_login_outcome(&outcome, &audit)
+            .await?
+        {
             audit.trace();
         }
         Ok(())
@@ -401,7 +458,10 @@ impl SignIn {
     /// finds the request for the retry link but never signs anyone in,
     /// because only the cookie binds the response to this browser.
     async fn missing_login(&self, state: Option<&str>) -> FlowError {
-        let error = FlowError::new(ErrorCode::LoginExpired, "callback without a login transaction");
+        let error = FlowError::new(
+            ErrorCode::LoginExpired,
+            "callback without a login transaction",
+        );
         let Some(state) = state else {
             return error;
         };
@@ -411,7 +471,10 @@ impl SignIn {
         }
     }
 
-    async fn find_login(&self, cookie: Option<&str>) -> Result<Option<LoginTransaction>, FlowError> {
+    async fn find_login(
+        &self,
+        cookie: Option<&str>,
+    ) -> Result<Option<LoginTransaction>, FlowError> {
         let Some(cookie) = cookie else {
             return Ok(None);
         };
@@ -436,7 +499,10 @@ impl SignIn {
     /// else the recorded error (which ends the attempt).
     pub async fn signed_out(&self, cookie: Option<&str>) -> Result<DecisionView, FlowError> {
         let Some(login) = self.find_login(cookie).await? else {
-            return Err(FlowError::new(ErrorCode::LoginExpired, "signed-out page without a login transaction"));
+            return Err(FlowError::new(
+                ErrorCode::LoginExpired,
+                "signed-out page without a login transaction",
+            ));
         };
 
         let signed_in = match login.outcome.as_deref() {
@@ -449,7 +515,10 @@ impl SignIn {
             None => None,
         };
         let Some(approver) = signed_in else {
-            let error = FlowError::new(ErrorCode::LoginExpired, "signed-out page before the callback");
+            let error = FlowError::new(
+                ErrorCode::LoginExpired,
+                "signed-out page before the callback",
+            );
             return Err(self.end_attempt(&login, error).await);
         };
 
@@ -476,9 +545,16 @@ impl SignIn {
 
     /// `POST /popup/decision`: records the decision of the signed-in
     /// approver and ends the attempt.
-    pub async fn decide(&self, cookie: Option<&str>, form: DecisionForm) -> Result<ResultView, FlowError> {
+    pub async fn decide(
+        &self,
+        cookie: Option<&str>,
+        form: DecisionForm,
+    ) -> Result<ResultView, FlowError> {
         let Some(login) = self.find_login(cookie).await? else {
-            return Err(FlowError::new(ErrorCode::LoginExpired, "decision without a login transaction"));
+            return Err(FlowError::new(
+                ErrorCode::LoginExpired,
+                "decision without a login transaction",
+            ));
         };
         if !constant_time_eq(&form.csrf, &login.csrf_token) {
             let error = FlowError::new(ErrorCode::LoginExpired, "decision with a wrong CSRF token");
@@ -487,12 +563,18 @@ impl SignIn {
         let approver = match (login.outcome.as_deref(), &login.approver) {
             (Some(SIGNED_IN), Some(approver)) => approver.clone(),
             _ => {
-                let error = FlowError::new(ErrorCode::LoginExpired, "decision without a successful sign-in");
+                let error = FlowError::new(
+                    ErrorCode::LoginExpired,
+                    "decision without a successful sign-in",
+                );
                 return Err(self.end_attempt(&login, error).await);
             }
         };
         if self.now() >= login.expires_at {
-            let error = FlowError::new(ErrorCode::LoginExpired, "sign-in window passed before the decision");
+            let error = FlowError::new(
+                ErrorCode::LoginExpired,
+                "sign-in window passed before the decision",
+            );
             return Err(self.end_attempt(&login, error).await);
         }
         let decision = match form.decision.as_str() {
@@ -529,10 +611,14 @@ impl SignIn {
 fn check_pending(approval: &Approval, now: OffsetDateTime) -> Result<(), FlowError> {
     match approval.status(now) {
         Status::Pending => Ok(()),
-        Status::Expired => Err(FlowError::new(ErrorCode::ApprovalExpired, "approval request expired")),
-        Status::Approved | Status::Rejected => {
-            Err(FlowError::new(ErrorCode::AlreadyDecided, "approval request already decided"))
-        }
+        Status::Expired => Err(FlowError::new(
+            ErrorCode::ApprovalExpired,
+            "approval request expired",
+        )),
+        Status::Approved | Status::Rejected => Err(FlowError::new(
+            ErrorCode::AlreadyDecided,
+            "approval request already decided",
+        )),
     }
 }
 

@@ -56,7 +56,11 @@ impl Provider {
     /// no earlier call succeeded.
     pub async fn relying_party(&self) -> Result<Arc<RelyingParty>, String> {
         self.relying_party
-            .get_or_try_init(|| async { build(&self.settings, self.clock.clone()).await.map(Arc::new) })
+            .get_or_try_init(|| async {
+                build(&self.settings, self.clock.clone())
+                    .await
+                    .map(Arc::new)
+            })
             .await
             .cloned()
     }
@@ -83,5 +87,11 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Relying
         role_claims: oidc.role_claims.clone(),
         leeway_seconds: i64::try_from(oidc.clock_leeway_seconds).unwrap_or(i64::MAX),
     };
-    Ok(RelyingParty::new(http, metadata, client, jwks, Arc::new(OidcClock(clock))))
+    Ok(RelyingParty::new(
+        http,
+        metadata,
+        client,
+        jwks,
+        Arc::new(OidcClock(clock)),
+    ))
 }

@@ -61,7 +61,7 @@ pub enum ConsumeOutcome {
     Expired,
 }
 
-/// The server side of one sign-in attempt in the popup. It never holds a
+/// The server side of one sign-in attempt in the popup. It never contains a
 /// token: only what the callback needs to check the IdP's response, and the
 /// outcome and identity found there.
 #[derive(Clone, Debug)]

@@ -69,7 +69,7 @@ impl SqliteStorage {
         Ok(Self { pool })
     }
 
-    /// The connection pool, for tests that need to change the schema.
+    /// Returns the connection pool, for tests that need to change the schema.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -126,8 +126,9 @@ async fn select_approval(
 }
 
 fn timestamp(seconds: i64) -> Result<OffsetDateTime, StorageError> {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|error| StorageError::Database(format!("stored time {seconds} is invalid: {error}")))
+    OffsetDateTime::from_unix_timestamp(seconds).map_err(|error| {
+        StorageError::Database(format!("stored time {seconds} is invalid: {error}"))
+    })
 }
 
 fn optional_timestamp(seconds: Option<i64>) -> Result<Option<OffsetDateTime>, StorageError> {
@@ -164,7 +165,9 @@ fn approval_from_row(row: &SqliteRow) -> Result<Approval, StorageError> {
         "approved" => Some(Decision::Approved),
         "rejected" => Some(Decision::Rejected),
         other => {
-            return Err(StorageError::Database(format!("stored status `{other}` is unknown")));
+            return Err(StorageError::Database(format!(
+                "stored status `{other}` is unknown"
+            )));
         }
     };
     let decision = match decision {
@@ -376,8 +379,8 @@ impl Storage for SqliteStorage {
                 return Ok(ConsumeOutcome::Consumed(Box::new(current)));
             }
 
-            // Nothing changed; the order of these checks decides which code
-            // the caller sees, and the payload is compared first.
+            // Nothing changed. The order of these checks sets the returned
+            // code, and the payload is compared first.
             Ok(if current.api_key_name != change.api_key_name {
                 ConsumeOutcome::Forbidden
             } else if current.payload_hash != change.payload_hash {

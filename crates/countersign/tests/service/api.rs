@@ -20,21 +20,34 @@ async fn create_then_status() {
 
     assert_eq!(id.len(), 22);
     assert_eq!(created["status"], "pending");
-    assert_eq!(created["approval_url"], server.url(&format!("/popup/start/{id}")));
+    assert_eq!(
+        created["approval_url"],
+        server.url(&format!("/popup/start/{id}"))
+    );
     let events_url = created["events_url"].as_str().unwrap();
-    assert!(events_url.starts_with(&server.url(&format!("/api/v1/approvals/{id}/events?token="))), "{events_url}");
+    assert!(
+        events_url.starts_with(&server.url(&format!("/api/v1/approvals/{id}/events?token="))),
+        "{events_url}"
+    );
     assert_eq!(
         created["payload_hash"],
-        countersign::approvals::hash_canonical(&refund_payload()).unwrap().as_str()
+        countersign::approvals::hash_canonical(&refund_payload())
+            .unwrap()
+            .as_str()
     );
     let expires_at = OffsetDateTime::parse(
         created["expires_at"].as_str().unwrap(),
         &time::format_description::well_known::Rfc3339,
     )
     .unwrap();
-    assert_eq!(expires_at, server.clock.now() + time::Duration::seconds(300));
+    assert_eq!(
+        expires_at,
+        server.clock.now() + time::Duration::seconds(300)
+    );
 
-    let (status, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (status, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], id);
     assert_eq!(body["status"], "pending");
@@ -42,46 +55,69 @@ async fn create_then_status() {
     assert_eq!(body["approver"], Value::Null);
     assert_eq!(body["decided_at"], Value::Null);
 
-    assert_eq!(server.audit_events(id).await, [event("approval.requested", None)]);
+    assert_eq!(
+        server.audit_events(id).await,
+        [event("approval.requested", None)]
+    );
 }
 
 #[tokio::test]
 async fn consume_before_decision_is_pending() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
 
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(body["code"], "approval_pending");
     assert_eq!(body["type"], "urn:countersign:problem:approval_pending");
     assert_eq!(
         server.audit_events(&id).await,
-        [event("approval.requested", None), event("consume.rejected", Some("approval_pending"))]
+        [
+            event("approval.requested", None),
+            event("consume.rejected", Some("approval_pending"))
+        ]
     );
 }
 
 #[tokio::test]
 async fn consume_succeeds_once() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["id"], id);
     assert_eq!(body["decision"], "approved");
     assert_eq!(body["reason"], "checked the receipt");
-    assert_eq!(body["approver"], json!({"sub": "manager-sub", "name": "Maria Manager", "username": "manager"}));
+    assert_eq!(
+        body["approver"],
+        json!({"sub": "manager-sub", "name": "Maria Manager", "username": "manager"})
+    );
     assert!(body["decided_at"].is_string());
     assert!(body["consumed_at"].is_string());
 
-    let (status, again) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, again) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(again["code"], "already_consumed");
 
-    let (_, status_body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (_, status_body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(status_body["status"], "approved");
     assert_eq!(status_body["consumed"], true);
     assert_eq!(status_body["approver"]["username"], "manager");
@@ -100,10 +136,15 @@ async fn consume_succeeds_once() {
 #[tokio::test]
 async fn rejected_decision_is_consumed_as_rejected() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Rejected).await;
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
 
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["decision"], "rejected");
@@ -112,14 +153,24 @@ async fn rejected_decision_is_consumed_as_rejected() {
 #[tokio::test]
 async fn concurrent_consumes_succeed_once() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
     let body = json!({"payload": refund_payload()});
 
-    let attempts = futures_util::future::join_all((0..8).map(|_| server.consume(SHOP_KEY, &id, &body))).await;
+    let attempts =
+        futures_util::future::join_all((0..8).map(|_| server.consume(SHOP_KEY, &id, &body))).await;
 
-    let successes = attempts.iter().filter(|(status, _)| *status == StatusCode::OK).count();
-    let already = attempts.iter().filter(|(_, body)| body["code"] == "already_consumed").count();
+    let successes = attempts
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    let already = attempts
+        .iter()
+        .filter(|(_, body)| body["code"] == "already_consumed")
+        .count();
     assert_eq!(successes, 1, "{attempts:?}");
     assert_eq!(already, 7, "{attempts:?}");
 }
@@ -127,20 +178,33 @@ async fn concurrent_consumes_succeed_once() {
 #[tokio::test]
 async fn different_payload_is_rejected_without_change() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
     let mut payload = refund_payload();
     payload["details"]["amount"] = json!("4990.00");
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": payload})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": payload}))
+        .await;
 
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "payload_mismatch");
-    let (_, status_body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (_, status_body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(status_body["consumed"], false);
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
-    assert_eq!(status, StatusCode::OK, "the right payload still works: {body}");
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the right payload still works: {body}"
+    );
 }
 
 #[tokio::test]
@@ -151,12 +215,18 @@ async fn consume_with_payload_hash() {
     server.decide(id, Decision::Approved).await;
 
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let (status, body) = server.consume(SHOP_KEY, id, &json!({"payload_hash": wrong})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, id, &json!({"payload_hash": wrong}))
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "payload_mismatch");
 
     let (status, body) = server
-        .consume(SHOP_KEY, id, &json!({"payload_hash": created["payload_hash"]}))
+        .consume(
+            SHOP_KEY,
+            id,
+            &json!({"payload_hash": created["payload_hash"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["payload_hash"], created["payload_hash"]);
@@ -177,7 +247,9 @@ async fn consume_needs_exactly_one_proof() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "invalid_request");
 
-    let (status, body) = server.consume(SHOP_KEY, id, &json!({"payload_hash": "md5:abc"})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, id, &json!({"payload_hash": "md5:abc"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "invalid_request");
 }
@@ -185,14 +257,21 @@ async fn consume_needs_exactly_one_proof() {
 #[tokio::test]
 async fn expired_request_cannot_be_consumed_or_decided() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     server.clock.advance(time::Duration::seconds(301));
 
-    let (_, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (_, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(body["status"], "expired");
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
     assert_eq!(status, StatusCode::GONE);
     assert_eq!(body["code"], "approval_expired");
 
@@ -205,19 +284,29 @@ async fn expired_request_cannot_be_consumed_or_decided() {
     let error = decided.unwrap_err();
     assert_eq!(error.code().as_str(), "approval_expired");
 
-    let (_, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
-    assert_eq!(body["status"], "expired", "a refused decision changes nothing");
+    let (_, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
+    assert_eq!(
+        body["status"], "expired",
+        "a refused decision changes nothing"
+    );
 }
 
 #[tokio::test]
 async fn decided_request_cannot_be_consumed_after_expiry() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
 
     server.clock.advance(time::Duration::seconds(300));
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
     assert_eq!(status, StatusCode::GONE);
     assert_eq!(body["code"], "approval_expired");
 }
@@ -225,7 +314,10 @@ async fn decided_request_cannot_be_consumed_after_expiry() {
 #[tokio::test]
 async fn second_decision_is_refused() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
 
     let approval_id = ApprovalId::parse(&id).unwrap();
@@ -236,14 +328,19 @@ async fn second_decision_is_refused() {
         .await;
 
     assert_eq!(second.unwrap_err().code().as_str(), "already_decided");
-    let (_, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (_, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(body["status"], "approved");
 }
 
 #[tokio::test]
 async fn requester_cannot_decide_own_request() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let requester = Approver {
         sub: "cashier-sub".to_owned(),
         name: Some("Carla Cashier".to_owned()),
@@ -258,7 +355,9 @@ async fn requester_cannot_decide_own_request() {
         .await;
 
     assert_eq!(result.unwrap_err().code().as_str(), "own_request");
-    let (_, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (_, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(body["status"], "pending");
 }
 
@@ -268,7 +367,9 @@ async fn unlisted_origin_is_rejected() {
     let mut request = refund_request();
     request["origin"] = json!("http://evil.localhost:18400");
 
-    let (status, body) = server.post(Some(SHOP_KEY), "/api/v1/approvals", &request).await;
+    let (status, body) = server
+        .post(Some(SHOP_KEY), "/api/v1/approvals", &request)
+        .await;
 
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "origin_not_allowed");
@@ -280,45 +381,71 @@ async fn lifetime_over_cap_is_rejected() {
     let mut request = refund_request();
     request["lifetime_seconds"] = json!(601);
 
-    let (status, body) = server.post(Some(SHOP_KEY), "/api/v1/approvals", &request).await;
+    let (status, body) = server
+        .post(Some(SHOP_KEY), "/api/v1/approvals", &request)
+        .await;
 
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["code"], "invalid_request");
-    assert!(body["detail"].as_str().unwrap().contains("lifetime_seconds is 601"), "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("lifetime_seconds is 601"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn missing_or_wrong_api_key_is_unauthorized() {
     let server = start().await;
 
-    let (status, body) = server.post(None, "/api/v1/approvals", &refund_request()).await;
+    let (status, body) = server
+        .post(None, "/api/v1/approvals", &refund_request())
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "unauthorized");
 
-    let (status, body) = server.post(Some("wrong-key"), "/api/v1/approvals", &refund_request()).await;
+    let (status, body) = server
+        .post(Some("wrong-key"), "/api/v1/approvals", &refund_request())
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], "unauthorized");
 
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
-    let (status, _) = server.get(Some("wrong-key"), &format!("/api/v1/approvals/{id}")).await;
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = server
+        .get(Some("wrong-key"), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn another_keys_request_is_forbidden() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
 
-    let (status, body) = server.get(Some(OTHER_KEY), &format!("/api/v1/approvals/{id}")).await;
+    let (status, body) = server
+        .get(Some(OTHER_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "forbidden");
 
-    let (status, body) = server.consume(OTHER_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(OTHER_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["code"], "forbidden");
 
-    let (status, _) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, _) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
     assert_eq!(status, StatusCode::OK, "the owner can still consume");
 }
 
@@ -327,11 +454,15 @@ async fn unknown_id_is_not_found() {
     let server = start().await;
     let unknown = ApprovalId::generate();
 
-    let (status, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{unknown}")).await;
+    let (status, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{unknown}"))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "not_found");
 
-    let (status, _) = server.get(Some(SHOP_KEY), "/api/v1/approvals/not-an-id").await;
+    let (status, _) = server
+        .get(Some(SHOP_KEY), "/api/v1/approvals/not-an-id")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -341,7 +472,12 @@ async fn events_need_the_right_token() {
     let created = server.create(&refund_request()).await;
     let id = created["id"].as_str().unwrap();
 
-    let without = server.http.get(server.url(&format!("/api/v1/approvals/{id}/events"))).send().await.unwrap();
+    let without = server
+        .http
+        .get(server.url(&format!("/api/v1/approvals/{id}/events")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(without.status(), StatusCode::NOT_FOUND);
 
     let wrong = server
@@ -353,10 +489,17 @@ async fn events_need_the_right_token() {
     assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
 
     let other_id = ApprovalId::generate();
-    let token = created["events_url"].as_str().unwrap().split("token=").nth(1).unwrap();
+    let token = created["events_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap();
     let other = server
         .http
-        .get(server.url(&format!("/api/v1/approvals/{other_id}/events?token={token}")))
+        .get(server.url(&format!(
+            "/api/v1/approvals/{other_id}/events?token={token}"
+        )))
         .send()
         .await
         .unwrap();
@@ -370,7 +513,10 @@ async fn read_events(response: reqwest::Response, count: usize) -> Vec<Value> {
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while events.len() < count {
-        let chunk = tokio::time::timeout_at(deadline, response.chunk()).await.expect("event in time").unwrap();
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .expect("event in time")
+            .unwrap();
         let Some(chunk) = chunk else { break };
         buffer.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(end) = buffer.find("\n\n") {
@@ -400,7 +546,10 @@ async fn events_stream_current_status_then_decision() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
-    assert_eq!(response.headers()["access-control-allow-origin"], SHOP_ORIGIN);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        SHOP_ORIGIN
+    );
 
     let decider = {
         let id = id.clone();
@@ -408,7 +557,10 @@ async fn events_stream_current_status_then_decision() {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let id = ApprovalId::parse(&id).unwrap();
-            approvals.decide(&id, Decision::Approved, manager(), None).await.unwrap();
+            approvals
+                .decide(&id, Decision::Approved, manager(), None)
+                .await
+                .unwrap();
         })
     };
 
@@ -417,7 +569,10 @@ async fn events_stream_current_status_then_decision() {
 
     assert_eq!(
         events,
-        [json!({"id": id, "status": "pending"}), json!({"id": id, "status": "approved"})],
+        [
+            json!({"id": id, "status": "pending"}),
+            json!({"id": id, "status": "approved"})
+        ],
         "the stream ends after the final status"
     );
 }
@@ -428,7 +583,12 @@ async fn events_report_expiry() {
     let created = server.create(&refund_request()).await;
     let id = created["id"].as_str().unwrap().to_owned();
 
-    let response = server.http.get(created["events_url"].as_str().unwrap()).send().await.unwrap();
+    let response = server
+        .http
+        .get(created["events_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     let clock = server.clock.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -439,7 +599,10 @@ async fn events_report_expiry() {
 
     assert_eq!(
         events,
-        [json!({"id": id, "status": "pending"}), json!({"id": id, "status": "expired"})]
+        [
+            json!({"id": id, "status": "pending"}),
+            json!({"id": id, "status": "expired"})
+        ]
     );
 }
 
@@ -450,7 +613,12 @@ async fn events_of_decided_request_end_at_once() {
     let id = created["id"].as_str().unwrap().to_owned();
     server.decide(&id, Decision::Rejected).await;
 
-    let response = server.http.get(created["events_url"].as_str().unwrap()).send().await.unwrap();
+    let response = server
+        .http
+        .get(created["events_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     let events = read_events(response, 2).await;
 
     assert_eq!(events, [json!({"id": id, "status": "rejected"})]);
@@ -459,7 +627,10 @@ async fn events_of_decided_request_end_at_once() {
 #[tokio::test]
 async fn failing_audit_write_blocks_the_decision() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     sqlx::query(
         "CREATE TRIGGER audit_log_broken BEFORE INSERT ON audit_log \
          BEGIN SELECT RAISE(ABORT, 'audit disk full'); END",
@@ -476,31 +647,54 @@ async fn failing_audit_write_blocks_the_decision() {
         .await;
 
     assert_eq!(result.unwrap_err().code().as_str(), "audit_unavailable");
-    let (_, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
-    assert_eq!(body["status"], "pending", "no decision without its audit event");
+    let (_, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
+    assert_eq!(
+        body["status"], "pending",
+        "no decision without its audit event"
+    );
 }
 
 #[tokio::test]
 async fn failing_audit_write_blocks_the_consume() {
     let server = start().await;
-    let id = server.create(&refund_request()).await["id"].as_str().unwrap().to_owned();
+    let id = server.create(&refund_request()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.decide(&id, Decision::Approved).await;
-    sqlx::query("DROP TABLE audit_log").execute(server.storage.pool()).await.unwrap();
+    sqlx::query("DROP TABLE audit_log")
+        .execute(server.storage.pool())
+        .await
+        .unwrap();
 
-    let (status, body) = server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "audit_unavailable");
-    let (_, body) = server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
-    assert_eq!(body["consumed"], false, "no consume without its audit event");
+    let (_, body) = server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
+    assert_eq!(
+        body["consumed"], false,
+        "no consume without its audit event"
+    );
 }
 
 #[tokio::test]
 async fn failing_audit_write_blocks_creation() {
     let server = start().await;
-    sqlx::query("DROP TABLE audit_log").execute(server.storage.pool()).await.unwrap();
+    sqlx::query("DROP TABLE audit_log")
+        .execute(server.storage.pool())
+        .await
+        .unwrap();
 
-    let (status, body) = server.post(Some(SHOP_KEY), "/api/v1/approvals", &refund_request()).await;
+    let (status, body) = server
+        .post(Some(SHOP_KEY), "/api/v1/approvals", &refund_request())
+        .await;
 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "audit_unavailable");
@@ -516,8 +710,12 @@ async fn audit_log_is_append_only() {
     let server = start().await;
     server.create(&refund_request()).await;
 
-    let update = sqlx::query("UPDATE audit_log SET event = 'x'").execute(server.storage.pool()).await;
-    let delete = sqlx::query("DELETE FROM audit_log").execute(server.storage.pool()).await;
+    let update = sqlx::query("UPDATE audit_log SET event = 'x'")
+        .execute(server.storage.pool())
+        .await;
+    let delete = sqlx::query("DELETE FROM audit_log")
+        .execute(server.storage.pool())
+        .await;
 
     assert!(update.unwrap_err().to_string().contains("append-only"));
     assert!(delete.unwrap_err().to_string().contains("append-only"));
@@ -529,14 +727,29 @@ async fn audit_rows_hold_no_secrets() {
     let created = server.create(&refund_request()).await;
     let id = created["id"].as_str().unwrap().to_owned();
     server.decide(&id, Decision::Approved).await;
-    server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
-    let token = created["events_url"].as_str().unwrap().split("token=").nth(1).unwrap().to_owned();
+    server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
+    let token = created["events_url"]
+        .as_str()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
 
     let rows: Vec<(String, Option<String>, String)> =
-        sqlx::query_as("SELECT event, actor, details FROM audit_log").fetch_all(server.storage.pool()).await.unwrap();
+        sqlx::query_as("SELECT event, actor, details FROM audit_log")
+            .fetch_all(server.storage.pool())
+            .await
+            .unwrap();
 
     assert_eq!(rows.len(), 3);
-    assert_eq!(rows[0].1.as_deref(), Some("shop"), "the actor is the key name");
+    assert_eq!(
+        rows[0].1.as_deref(),
+        Some("shop"),
+        "the actor is the key name"
+    );
     for (event, actor, details) in rows {
         let text = format!("{event} {actor:?} {details}");
         assert!(!text.contains(SHOP_KEY), "{text}");
@@ -563,20 +776,29 @@ async fn invalid_bodies_are_problems() {
 
     let mut request = refund_request();
     request["surprise"] = json!(1);
-    let (status, body) = server.post(Some(SHOP_KEY), "/api/v1/approvals", &request).await;
+    let (status, body) = server
+        .post(Some(SHOP_KEY), "/api/v1/approvals", &request)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap().contains("surprise"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("surprise"),
+        "{body}"
+    );
 
     let mut request = refund_request();
     request["details"] = json!("not an object");
-    let (status, body) = server.post(Some(SHOP_KEY), "/api/v1/approvals", &request).await;
+    let (status, body) = server
+        .post(Some(SHOP_KEY), "/api/v1/approvals", &request)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["detail"], "details must be a JSON object");
 
     let huge = json!({"x": "a".repeat(100 * 1024)});
     let mut request = refund_request();
     request["details"] = huge;
-    let (status, body) = server.post(Some(SHOP_KEY), "/api/v1/approvals", &request).await;
+    let (status, body) = server
+        .post(Some(SHOP_KEY), "/api/v1/approvals", &request)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "invalid_request");
 }

@@ -1,7 +1,7 @@
-//! A small OpenID Connect provider on 127.0.0.1 for the popup tests: a
-//! discovery document, a JWKS with one Ed25519 key, a token endpoint that
-//! checks PKCE and signs tokens for the user a test signed in, and an
-//! end-session endpoint that the tests only read from redirects.
+//! A small OpenID Connect provider on 127.0.0.1 for the popup tests. It
+//! serves a discovery document and a JWKS with one Ed25519 key. Its token
+//! endpoint checks PKCE and signs tokens for the user a test signed in. Its
+//! end-session endpoint is never called: the tests only read redirects to it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,10 @@ impl MockIdp {
             codes: Arc::new(Mutex::new(HashMap::new())),
         };
         let app = Router::new()
-            .route("/realms/test/.well-known/openid-configuration", get(discovery))
+            .route(
+                "/realms/test/.well-known/openid-configuration",
+                get(discovery),
+            )
             .route("/realms/test/certs", get(jwks))
             .route("/realms/test/token", post(token))
             .with_state(state.clone());
@@ -139,15 +142,26 @@ fn token_error(error: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": error}))).into_response()
 }
 
-async fn token(State(state): State<IdpState>, headers: HeaderMap, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(state): State<IdpState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let authorized = headers
         .get("authorization")
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("Basic "));
     if !authorized {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
     }
-    let Some(pending) = form.get("code").and_then(|code| state.codes.lock().unwrap().remove(code)) else {
+    let Some(pending) = form
+        .get("code")
+        .and_then(|code| state.codes.lock().unwrap().remove(code))
+    else {
         return token_error("invalid_grant");
     };
     let verifier = form.get("code_verifier").cloned().unwrap_or_default();

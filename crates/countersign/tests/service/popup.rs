@@ -24,7 +24,7 @@ async fn setup() -> Popup {
     Popup { server, idp }
 }
 
-/// The value of the `countersign_login` cookie set by a response, if any.
+/// Returns the value of the `countersign_login` cookie set by a response, if any.
 fn login_cookie(response: &reqwest::Response) -> Option<String> {
     response
         .headers()
@@ -43,7 +43,7 @@ fn query_of(url: &Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
-/// The value of the hidden CSRF field on the decision page.
+/// Returns the value of the hidden CSRF field on the decision page.
 fn csrf_of(html: &str) -> String {
     let start = html.find("name=\"csrf\" value=\"").unwrap() + "name=\"csrf\" value=\"".len();
     html[start..].split('"').next().unwrap().to_owned()
@@ -64,7 +64,10 @@ impl Popup {
     }
 
     async fn create(&self) -> String {
-        self.server.create(&refund_request()).await["id"].as_str().unwrap().to_owned()
+        self.server.create(&refund_request()).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Opens `/popup/start/{id}`; returns the authorization URL and the cookie.
@@ -108,12 +111,19 @@ async fn start_redirects_with_fresh_login_parameters() {
     let response = popup.get(&format!("/popup/start/{id}"), None).await;
 
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let set_cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(set_cookie.contains("Path=/popup"), "{set_cookie}");
     let url = location(&response);
-    assert!(url.as_str().starts_with(&format!("{}/auth?", popup.idp.issuer)), "{url}");
+    assert!(
+        url.as_str()
+            .starts_with(&format!("{}/auth?", popup.idp.issuer)),
+        "{url}"
+    );
     let query = query_of(&url);
     assert_eq!(query["prompt"], "login");
     assert_eq!(query["max_age"], "0");
@@ -121,7 +131,8 @@ async fn start_redirects_with_fresh_login_parameters() {
     assert_eq!(query["response_type"], "code");
     assert_eq!(query["client_id"], CLIENT_ID);
     assert_eq!(query["redirect_uri"], popup.server.url("/popup/callback"));
-    assert!(!query["state"].is_empty() && !query["nonce"].is_empty());
+    assert!(!query["state"].is_empty());
+    assert!(!query["nonce"].is_empty());
 
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT state, nonce FROM login_transactions")
         .fetch_all(popup.server.storage.pool())
@@ -130,7 +141,10 @@ async fn start_redirects_with_fresh_login_parameters() {
     assert_eq!(rows, [(query["state"].clone(), query["nonce"].clone())]);
     assert_eq!(
         popup.audit_events(&id).await,
-        [event("approval.requested", None), event("signin.started", None)]
+        [
+            event("approval.requested", None),
+            event("signin.started", None)
+        ]
     );
 }
 
@@ -141,9 +155,15 @@ async fn manager_approves_and_host_consumes() {
 
     let (after_callback, cookie) = popup.sign_in(&id, TestUser::manager()).await;
 
-    assert_eq!(after_callback.as_str().split('?').next().unwrap(), popup.idp.end_session_endpoint());
+    assert_eq!(
+        after_callback.as_str().split('?').next().unwrap(),
+        popup.idp.end_session_endpoint()
+    );
     let logout = query_of(&after_callback);
-    assert_eq!(logout["post_logout_redirect_uri"], popup.server.url("/popup/signed-out"));
+    assert_eq!(
+        logout["post_logout_redirect_uri"],
+        popup.server.url("/popup/signed-out")
+    );
     assert!(!logout["id_token_hint"].is_empty());
 
     let columns: Vec<(Option<String>, Option<String>)> =
@@ -151,14 +171,20 @@ async fn manager_approves_and_host_consumes() {
             .fetch_all(popup.server.storage.pool())
             .await
             .unwrap();
-    assert_eq!(columns, [(Some("signed_in".to_owned()), Some("manager".to_owned()))]);
+    assert_eq!(
+        columns,
+        [(Some("signed_in".to_owned()), Some("manager".to_owned()))]
+    );
     let stored: String = sqlx::query_scalar(
         "SELECT state || nonce || pkce_verifier || csrf_token || approver_sub || approver_name FROM login_transactions",
     )
     .fetch_one(popup.server.storage.pool())
     .await
     .unwrap();
-    assert!(!stored.contains(&logout["id_token_hint"]), "no token is stored");
+    assert!(
+        !stored.contains(&logout["id_token_hint"]),
+        "no token is stored"
+    );
 
     let response = popup.get("/popup/signed-out", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -166,7 +192,10 @@ async fn manager_approves_and_host_consumes() {
     assert!(html.contains("Refund order 1001: 49.90 EUR"), "{html}");
     assert!(html.contains("Carla Cashier"), "{html}");
     assert!(html.contains("Maria Manager (manager)"), "{html}");
-    assert!(html.contains("<th scope=\"row\">amount</th><td>49.90</td>"), "{html}");
+    assert!(
+        html.contains("<th scope=\"row\">amount</th><td>49.90</td>"),
+        "{html}"
+    );
     let csrf = csrf_of(&html);
 
     let response = popup
@@ -174,34 +203,69 @@ async fn manager_approves_and_host_consumes() {
         .http
         .post(popup.server.url("/popup/decision"))
         .header("cookie", format!("countersign_login={cookie}"))
-        .form(&[("csrf", csrf.as_str()), ("decision", "approve"), ("reason", "receipt checked")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("decision", "approve"),
+            ("reason", "receipt checked"),
+        ])
         .send()
         .await
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(login_cookie(&response).as_deref(), Some(""), "the cookie is cleared");
-    let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert_eq!(
+        login_cookie(&response).as_deref(),
+        Some(""),
+        "the cookie is cleared"
+    );
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     let html = response.text().await.unwrap();
-    let nonce = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap();
-    assert!(html.contains(&format!("<script nonce=\"{nonce}\">")), "{html}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(
+        html.contains(&format!("<script nonce=\"{nonce}\">")),
+        "{html}"
+    );
     assert!(html.contains(&format!("data-id=\"{id}\"")), "{html}");
     assert!(html.contains("data-status=\"approved\""), "{html}");
-    assert!(html.contains(&format!("data-origin=\"{SHOP_ORIGIN}\"")), "{html}");
-    assert!(html.contains("postMessage(message, outcome.dataset.origin)"), "{html}");
+    assert!(
+        html.contains(&format!("data-origin=\"{SHOP_ORIGIN}\"")),
+        "{html}"
+    );
+    assert!(
+        html.contains("postMessage(message, outcome.dataset.origin)"),
+        "{html}"
+    );
 
-    let (status, body) = popup.server.consume(SHOP_KEY, &id, &json!({"payload": refund_payload()})).await;
+    let (status, body) = popup
+        .server
+        .consume(SHOP_KEY, &id, &json!({"payload": refund_payload()}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["decision"], "approved");
     assert_eq!(body["reason"], "receipt checked");
-    assert_eq!(body["approver"], json!({"sub": "manager-sub", "name": "Maria Manager", "username": "manager"}));
+    assert_eq!(
+        body["approver"],
+        json!({"sub": "manager-sub", "name": "Maria Manager", "username": "manager"})
+    );
 
     let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_transactions")
         .fetch_one(popup.server.storage.pool())
         .await
         .unwrap();
-    assert_eq!(left, 0, "the login transaction is deleted after the decision");
+    assert_eq!(
+        left, 0,
+        "the login transaction is deleted after the decision"
+    );
     assert_eq!(
         popup.audit_events(&id).await,
         [
@@ -226,14 +290,27 @@ async fn manager_rejects_with_reason() {
         .http
         .post(popup.server.url("/popup/decision"))
         .header("cookie", format!("countersign_login={cookie}"))
-        .form(&[("csrf", csrf_of(&html).as_str()), ("decision", "reject"), ("reason", "no receipt")])
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("decision", "reject"),
+            ("reason", "no receipt"),
+        ])
         .send()
         .await
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.text().await.unwrap().contains("data-status=\"rejected\""));
-    let (_, status) = popup.server.get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}")).await;
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("data-status=\"rejected\"")
+    );
+    let (_, status) = popup
+        .server
+        .get(Some(SHOP_KEY), &format!("/api/v1/approvals/{id}"))
+        .await;
     assert_eq!(status["status"], "rejected");
     assert_eq!(status["reason"], "no receipt");
 }
@@ -246,9 +323,15 @@ async fn failed_sign_in(popup: &Popup, id: &str, user: TestUser) -> (Url, Status
 }
 
 fn assert_error_page(html: &str, code: &str, retry_id: Option<&str>) {
-    assert!(html.contains(&format!("<code id=\"error-code\">{code}</code>")), "{html}");
+    assert!(
+        html.contains(&format!("<code id=\"error-code\">{code}</code>")),
+        "{html}"
+    );
     match retry_id {
-        Some(id) => assert!(html.contains(&format!("href=\"/popup/start/{id}\" id=\"try-again\"")), "{html}"),
+        Some(id) => assert!(
+            html.contains(&format!("href=\"/popup/start/{id}\" id=\"try-again\"")),
+            "{html}"
+        ),
         None => assert!(!html.contains("try-again"), "{html}"),
     }
 }
@@ -266,11 +349,25 @@ async fn user_without_role_is_not_an_approver() {
 
     let (after_callback, status, html) = failed_sign_in(&popup, &id, clerk).await;
 
-    assert!(after_callback.as_str().starts_with(&popup.idp.end_session_endpoint()), "the IdP session is ended");
+    assert!(
+        after_callback
+            .as_str()
+            .starts_with(&popup.idp.end_session_endpoint()),
+        "the IdP session is ended"
+    );
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error_page(&html, "not_an_approver", Some(&id));
-    assert_eq!(popup.audit_events(&id).await.last().unwrap(), &event("signin.failed", Some("not_an_approver")));
-    let approval = popup.server.state.approvals.get(&ApprovalId::parse(&id).unwrap()).await.unwrap();
+    assert_eq!(
+        popup.audit_events(&id).await.last().unwrap(),
+        &event("signin.failed", Some("not_an_approver"))
+    );
+    let approval = popup
+        .server
+        .state
+        .approvals
+        .get(&ApprovalId::parse(&id).unwrap())
+        .await
+        .unwrap();
     assert!(approval.decision.is_none());
 }
 
@@ -285,10 +382,17 @@ async fn requester_cannot_sign_off_own_request() {
 
     let (after_callback, status, html) = failed_sign_in(&popup, &id, cashier_with_role).await;
 
-    assert!(after_callback.as_str().starts_with(&popup.idp.end_session_endpoint()));
+    assert!(
+        after_callback
+            .as_str()
+            .starts_with(&popup.idp.end_session_endpoint())
+    );
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error_page(&html, "own_request", Some(&id));
-    assert_eq!(popup.audit_events(&id).await.last().unwrap(), &event("signin.failed", Some("own_request")));
+    assert_eq!(
+        popup.audit_events(&id).await.last().unwrap(),
+        &event("signin.failed", Some("own_request"))
+    );
 }
 
 #[tokio::test]
@@ -302,10 +406,17 @@ async fn old_sign_in_is_not_fresh() {
 
     let (after_callback, status, html) = failed_sign_in(&popup, &id, lingering).await;
 
-    assert!(after_callback.as_str().starts_with(&popup.idp.end_session_endpoint()));
+    assert!(
+        after_callback
+            .as_str()
+            .starts_with(&popup.idp.end_session_endpoint())
+    );
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error_page(&html, "sign_in_not_fresh", Some(&id));
-    assert_eq!(popup.audit_events(&id).await.last().unwrap(), &event("signin.failed", Some("sign_in_not_fresh")));
+    assert_eq!(
+        popup.audit_events(&id).await.last().unwrap(),
+        &event("signin.failed", Some("sign_in_not_fresh"))
+    );
 }
 
 #[tokio::test]
@@ -330,15 +441,24 @@ async fn cancelled_sign_in_offers_retry() {
     let state = &query_of(&authorization_url)["state"];
 
     let response = popup
-        .get(&format!("/popup/callback?error=access_denied&state={state}"), Some(&cookie))
+        .get(
+            &format!("/popup/callback?error=access_denied&state={state}"),
+            Some(&cookie),
+        )
         .await;
 
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response).as_str(), popup.server.url("/popup/signed-out"));
+    assert_eq!(
+        location(&response).as_str(),
+        popup.server.url("/popup/signed-out")
+    );
     let (status, html) = popup.signed_out(&cookie).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_error_page(&html, "sign_in_cancelled", Some(&id));
-    assert_eq!(popup.audit_events(&id).await.last().unwrap(), &event("signin.failed", Some("sign_in_cancelled")));
+    assert_eq!(
+        popup.audit_events(&id).await.last().unwrap(),
+        &event("signin.failed", Some("sign_in_cancelled"))
+    );
 }
 
 #[tokio::test]
@@ -348,9 +468,17 @@ async fn callback_with_wrong_state_is_login_expired() {
     let (authorization_url, cookie) = popup.start(&id).await;
     let code = popup.idp.sign_in(&authorization_url, TestUser::manager());
 
-    let response = popup.get(&format!("/popup/callback?code={code}&state=forged"), Some(&cookie)).await;
+    let response = popup
+        .get(
+            &format!("/popup/callback?code={code}&state=forged"),
+            Some(&cookie),
+        )
+        .await;
 
-    assert_eq!(location(&response).as_str(), popup.server.url("/popup/signed-out"));
+    assert_eq!(
+        location(&response).as_str(),
+        popup.server.url("/popup/signed-out")
+    );
     let (_, html) = popup.signed_out(&cookie).await;
     assert_error_page(&html, "login_expired", Some(&id));
 }
@@ -363,7 +491,9 @@ async fn callback_without_cookie_signs_nobody_in() {
     let code = popup.idp.sign_in(&authorization_url, TestUser::manager());
     let state = &query_of(&authorization_url)["state"];
 
-    let response = popup.get(&format!("/popup/callback?code={code}&state={state}"), None).await;
+    let response = popup
+        .get(&format!("/popup/callback?code={code}&state={state}"), None)
+        .await;
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_error_page(&response.text().await.unwrap(), "login_expired", Some(&id));
@@ -394,7 +524,13 @@ async fn wrong_csrf_token_decides_nothing() {
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_error_page(&response.text().await.unwrap(), "login_expired", Some(&id));
-    let approval = popup.server.state.approvals.get(&ApprovalId::parse(&id).unwrap()).await.unwrap();
+    let approval = popup
+        .server
+        .state
+        .approvals
+        .get(&ApprovalId::parse(&id).unwrap())
+        .await
+        .unwrap();
     assert!(approval.decision.is_none());
 }
 
@@ -403,7 +539,10 @@ async fn request_decided_meanwhile_shows_already_decided() {
     let popup = setup().await;
     let id = popup.create().await;
     let (_, cookie) = popup.sign_in(&id, TestUser::manager()).await;
-    popup.server.decide(&id, countersign::approvals::Decision::Rejected).await;
+    popup
+        .server
+        .decide(&id, countersign::approvals::Decision::Rejected)
+        .await;
 
     let (status, html) = popup.signed_out(&cookie).await;
 
@@ -422,6 +561,11 @@ async fn sign_in_window_expires() {
 
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_error_page(&html, "login_expired", Some(&id));
-    let stored = popup.server.storage.login(&countersign::approvals::sha256_hex(&cookie)).await.unwrap();
+    let stored = popup
+        .server
+        .storage
+        .login(&countersign::approvals::sha256_hex(&cookie))
+        .await
+        .unwrap();
     assert!(stored.is_none(), "the attempt is over");
 }

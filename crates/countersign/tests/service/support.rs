@@ -56,15 +56,34 @@ pub async fn start_with_issuer(issuer: &str) -> TestServer {
 
     let env = HashMap::from([
         ("COUNTERSIGN_SERVER_LISTEN".to_owned(), address.to_string()),
-        ("COUNTERSIGN_DATABASE_PATH".to_owned(), database.display().to_string()),
+        (
+            "COUNTERSIGN_DATABASE_PATH".to_owned(),
+            database.display().to_string(),
+        ),
         ("COUNTERSIGN_OIDC_ISSUER".to_owned(), issuer.to_owned()),
-        ("COUNTERSIGN_OIDC_CLIENT_ID".to_owned(), "countersign".to_owned()),
-        ("COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(), "test-secret".to_owned()),
-        ("COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(), SHOP_ORIGIN.to_owned()),
-        ("COUNTERSIGN_APPROVALS_MAX_LIFETIME_SECONDS".to_owned(), "600".to_owned()),
+        (
+            "COUNTERSIGN_OIDC_CLIENT_ID".to_owned(),
+            "countersign".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_OIDC_CLIENT_SECRET".to_owned(),
+            "test-secret".to_owned(),
+        ),
+        (
+            "COUNTERSIGN_APPROVALS_ALLOWED_ORIGINS".to_owned(),
+            SHOP_ORIGIN.to_owned(),
+        ),
+        (
+            "COUNTERSIGN_APPROVALS_MAX_LIFETIME_SECONDS".to_owned(),
+            "600".to_owned(),
+        ),
         (
             "COUNTERSIGN_API_KEYS".to_owned(),
-            format!("shop:{},other:{}", sha256_hex(SHOP_KEY), sha256_hex(OTHER_KEY)),
+            format!(
+                "shop:{},other:{}",
+                sha256_hex(SHOP_KEY),
+                sha256_hex(OTHER_KEY)
+            ),
         ),
     ]);
     let settings = Arc::new(config::load(None, &env).unwrap().settings);
@@ -158,13 +177,19 @@ impl TestServer {
         let id = ApprovalId::parse(id).unwrap();
         self.state
             .approvals
-            .decide(&id, decision, manager(), Some("checked the receipt".to_owned()))
+            .decide(
+                &id,
+                decision,
+                manager(),
+                Some("checked the receipt".to_owned()),
+            )
             .await
             .unwrap();
     }
 
     pub async fn consume(&self, key: &str, id: &str, body: &Value) -> (StatusCode, Value) {
-        self.post(Some(key), &format!("/api/v1/approvals/{id}/consume"), body).await
+        self.post(Some(key), &format!("/api/v1/approvals/{id}/consume"), body)
+            .await
     }
 
     pub async fn audit_events(&self, id: &str) -> Vec<(String, Option<String>)> {
@@ -189,12 +214,17 @@ pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
         .to_owned();
     let text = response.text().await.unwrap();
     if !status.is_success() {
-        assert_eq!(content_type, "application/problem+json", "error body: {text}");
+        assert_eq!(
+            content_type, "application/problem+json",
+            "error body: {text}"
+        );
     }
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 pub fn event(name: &str, code: Option<&str>) -> (String, Option<String>) {
     (name.to_owned(), code.map(str::to_owned))
 }
-
