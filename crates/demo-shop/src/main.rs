@@ -11,6 +11,7 @@ mod orders;
 mod session;
 mod web;
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Colours only on a terminal, so that log files stay plain text.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
 
     let config = Config::parse();
