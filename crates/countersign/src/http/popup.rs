@@ -8,7 +8,7 @@
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde_json::Value;
@@ -121,9 +121,22 @@ pub async fn signed_out(State(state): State<AppState>, jar: CookieJar) -> Respon
 /// `POST /popup/decision`
 pub async fn decision(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
+    let public_origin = state.settings.server.public_url.origin().ascii_serialization();
+    if let Some(reason) = cross_site_reason(&headers, &public_origin) {
+        // The cookie and the login transaction stay as they are: another
+        // site must not be able to end the approver's attempt.
+        let error = FlowError {
+            code: ErrorCode::InvalidRequest,
+            retry: None,
+            log_message: format!("cross-site decision rejected: {reason}"),
+        };
+        return error_page(error);
+    }
+
     let form = match form {
         Ok(Form(form)) => form,
         Err(rejection) => {
@@ -144,6 +157,38 @@ pub async fn decision(
         Ok(view) => (jar, result_page(&view)).into_response(),
         Err(error) => error_response(jar, error),
     }
+}
+
+/// Returns why a decision POST comes from another site, or `None` when the
+/// browser marks it as same-origin or sends neither header.
+///
+/// The `SameSite=Lax` cookie already stays off a cross-site POST in current
+/// browsers, and the form carries a CSRF token. This check adds the
+/// browser's own statement of where the request came from: `Sec-Fetch-Site`
+/// (Fetch Metadata) and `Origin` (RFC 6454, section 7). A request without
+/// either header (an old browser, or a client that is not a browser) still
+/// needs the cookie and the CSRF token.
+fn cross_site_reason(headers: &HeaderMap, public_origin: &str) -> Option<String> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or_default();
+        if site != "same-origin" {
+            return Some(format!("Sec-Fetch-Site is `{}`", truncate_header(site)));
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if origin != public_origin {
+            return Some(format!(
+                "Origin `{}` is not {public_origin}",
+                truncate_header(origin)
+            ));
+        }
+    }
+    None
+}
+
+fn truncate_header(value: &str) -> String {
+    value.chars().take(64).collect()
 }
 
 /// `GET /popup/popup.css`
@@ -356,6 +401,49 @@ fn format_clock_time(time: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn cross_site_decision_is_detected() {
+        let public = "http://127.0.0.1:18300";
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[], false),
+            (&[("sec-fetch-site", "same-origin")], false),
+            (&[("origin", "http://127.0.0.1:18300")], false),
+            (
+                &[
+                    ("sec-fetch-site", "same-origin"),
+                    ("origin", "http://127.0.0.1:18300"),
+                ],
+                false,
+            ),
+            (&[("sec-fetch-site", "cross-site")], true),
+            (&[("sec-fetch-site", "same-site")], true),
+            (&[("sec-fetch-site", "none")], true),
+            (&[("origin", "http://localhost:18400")], true),
+            (&[("origin", "null")], true),
+            (&[("origin", "http://127.0.0.1:18300.evil.test")], true),
+            (
+                &[
+                    ("sec-fetch-site", "same-origin"),
+                    ("origin", "http://attacker.test"),
+                ],
+                true,
+            ),
+        ];
+
+        for (pairs, cross_site) in cases {
+            let reason = cross_site_reason(&headers(pairs), public);
+            assert_eq!(reason.is_some(), *cross_site, "{pairs:?}: {reason:?}");
+        }
+    }
 
     #[test]
     fn time_left_is_readable() {

@@ -28,7 +28,7 @@ use crate::config::Settings;
 use crate::storage::{LoginOutcome, LoginTransaction, StorageError};
 
 pub use provider::{
-    IDP_TIMEOUT, JWKS_MIN_REFETCH_INTERVAL, Provider, build as build_relying_party,
+    IDP_TIMEOUT, IdpLimits, JWKS_MIN_REFETCH_INTERVAL, Provider, build as build_relying_party,
 };
 
 /// Name of the cookie that binds a login transaction to the browser.
@@ -151,7 +151,17 @@ pub struct SignIn {
 
 impl SignIn {
     pub fn new(settings: Arc<Settings>, approvals: ApprovalService) -> Self {
-        let provider = Provider::new(settings.clone(), approvals.clock().clone());
+        Self::with_idp_limits(settings, approvals, IdpLimits::default())
+    }
+
+    /// Creates the flow with other time limits for the IdP calls, so that
+    /// tests of a slow or rotating IdP need not wait for the defaults.
+    pub fn with_idp_limits(
+        settings: Arc<Settings>,
+        approvals: ApprovalService,
+        limits: IdpLimits,
+    ) -> Self {
+        let provider = Provider::new(settings.clone(), approvals.clock().clone(), limits);
         Self {
             settings,
             approvals,
@@ -202,11 +212,14 @@ impl SignIn {
                 .await?;
         }
 
-        let relying_party = self
-            .provider
-            .relying_party()
-            .await
-            .map_err(|error| FlowError::new(ErrorCode::IdpError, error).for_approval(&id))?;
+        let relying_party = match self.provider.relying_party().await {
+            Ok(relying_party) => relying_party,
+            Err(error) => {
+                let error = FlowError::new(ErrorCode::IdpError, error).for_approval(&id);
+                self.audit_failure(&id, &error).await;
+                return Err(error);
+            }
+        };
         let request = relying_party.authorization_request(None);
 
         let cookie_value = random_token();
@@ -466,8 +479,30 @@ impl SignIn {
             return error;
         };
         match self.approvals.storage().login_by_state(state).await {
-            Ok(Some(login)) => error.for_approval(&login.approval_id),
+            Ok(Some(login)) => {
+                let error = error.for_approval(&login.approval_id);
+                self.audit_failure(&login.approval_id, &error).await;
+                error
+            }
             _ => error,
+        }
+    }
+
+    /// Appends `signin.failed` for a failure that has no login transaction
+    /// to record it in. The error page is shown anyway, so a failed write
+    /// is only logged.
+    async fn audit_failure(&self, id: &ApprovalId, error: &FlowError) {
+        let audit = AuditEvent::new(AuditKind::SigninFailed, self.now(), id)
+            .code(error.code.as_str())
+            .details(json!({ "detail": error.log_message }));
+        match self.approvals.storage().append_audit(&audit).await {
+            Ok(()) => audit.trace(),
+            Err(storage_error) => tracing::error!(
+                approval_id = %id,
+                code = error.code.as_str(),
+                error = %storage_error,
+                "cannot write signin.failed to the audit log"
+            ),
         }
     }
 

@@ -16,6 +16,25 @@ pub const IDP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Minimum time between two JWKS refetches caused by an unknown key id.
 pub const JWKS_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Time limits of the calls to the IdP. The defaults are [`IDP_TIMEOUT`]
+/// and [`JWKS_MIN_REFETCH_INTERVAL`]; tests shorten them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdpLimits {
+    /// Timeout of every request to the IdP.
+    pub timeout: Duration,
+    /// Minimum time between two JWKS refetches caused by an unknown key id.
+    pub jwks_min_refetch_interval: Duration,
+}
+
+impl Default for IdpLimits {
+    fn default() -> Self {
+        Self {
+            timeout: IDP_TIMEOUT,
+            jwks_min_refetch_interval: JWKS_MIN_REFETCH_INTERVAL,
+        }
+    }
+}
+
 /// Passes the service clock to the OIDC crate, so that token expiry and
 /// freshness use the same time as approval expiry.
 struct OidcClock(Arc<dyn Clock>);
@@ -31,6 +50,7 @@ impl countersign_oidc::Clock for OidcClock {
 pub struct Provider {
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
+    limits: IdpLimits,
     relying_party: OnceCell<Arc<RelyingParty>>,
 }
 
@@ -44,10 +64,11 @@ impl std::fmt::Debug for Provider {
 }
 
 impl Provider {
-    pub fn new(settings: Arc<Settings>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(settings: Arc<Settings>, clock: Arc<dyn Clock>, limits: IdpLimits) -> Self {
         Self {
             settings,
             clock,
+            limits,
             relying_party: OnceCell::new(),
         }
     }
@@ -57,7 +78,7 @@ impl Provider {
     pub async fn relying_party(&self) -> Result<Arc<RelyingParty>, String> {
         self.relying_party
             .get_or_try_init(|| async {
-                build(&self.settings, self.clock.clone())
+                build_with_limits(&self.settings, self.clock.clone(), self.limits)
                     .await
                     .map(Arc::new)
             })
@@ -66,10 +87,20 @@ impl Provider {
     }
 }
 
-/// Discovers the IdP and builds a relying party for the configured client.
+/// Discovers the IdP and builds a relying party for the configured client,
+/// with the default [`IdpLimits`].
 pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<RelyingParty, String> {
+    build_with_limits(settings, clock, IdpLimits::default()).await
+}
+
+/// Discovers the IdP and builds a relying party for the configured client.
+pub async fn build_with_limits(
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    limits: IdpLimits,
+) -> Result<RelyingParty, String> {
     let oidc = &settings.oidc;
-    let http = countersign_oidc::http_client(IDP_TIMEOUT)
+    let http = countersign_oidc::http_client(limits.timeout)
         .map_err(|error| format!("cannot create the HTTP client: {error}"))?;
     let metadata = countersign_oidc::discover(&http, &oidc.issuer)
         .await
@@ -77,7 +108,7 @@ pub async fn build(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Relying
     let jwks = Arc::new(JwksCache::new(
         http.clone(),
         metadata.jwks_uri.clone(),
-        JWKS_MIN_REFETCH_INTERVAL,
+        limits.jwks_min_refetch_interval,
     ));
     let client = ClientConfig {
         client_id: oidc.client_id.clone(),

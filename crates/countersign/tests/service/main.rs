@@ -1,9 +1,12 @@
 //! One integration-test binary: it boots the real server on 127.0.0.1 with
-//! a temporary SQLite file, and for the popup a mock IdP on 127.0.0.1.
+//! a temporary SQLite file. The popup tests add a programmable OpenID
+//! Connect provider on 127.0.0.1, which a test can make hostile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
-mod mock_idp;
+mod flow;
+mod hostile_idp;
+mod hostile_idp_cases;
 mod popup;
 mod support;

@@ -10,16 +10,16 @@ use url::Url;
 use countersign::approvals::ApprovalId;
 use countersign::storage::Storage;
 
-use crate::mock_idp::{CLIENT_ID, MockIdp, TestUser};
+use crate::hostile_idp::{CLIENT_ID, HostileIdp, TestUser};
 use crate::support::*;
 
 struct Popup {
     server: TestServer,
-    idp: MockIdp,
+    idp: HostileIdp,
 }
 
 async fn setup() -> Popup {
-    let idp = MockIdp::start(|| time::OffsetDateTime::now_utc().unix_timestamp()).await;
+    let idp = HostileIdp::start().await;
     let server = start_with_issuer(&idp.issuer).await;
     Popup { server, idp }
 }

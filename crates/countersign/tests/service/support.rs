@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use countersign::approvals::{ApprovalId, Approver, Decision, ManualClock};
 use countersign::config;
 use countersign::http::AppState;
+use countersign::signin::{IdpLimits, SignIn};
 use countersign::storage::{SqliteStorage, Storage};
 
 pub const SHOP_KEY: &str = "shop-key-for-tests";
@@ -51,6 +52,12 @@ pub async fn start() -> TestServer {
 
 /// Starts the server with the given OIDC issuer.
 pub async fn start_with_issuer(issuer: &str) -> TestServer {
+    start_with_limits(issuer, IdpLimits::default()).await
+}
+
+/// Starts the server with the given OIDC issuer and time limits for the
+/// calls to it.
+pub async fn start_with_limits(issuer: &str, limits: IdpLimits) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let database = std::env::temp_dir().join(format!(
@@ -95,8 +102,13 @@ pub async fn start_with_issuer(issuer: &str) -> TestServer {
     let storage = Arc::new(SqliteStorage::open(&database).await.unwrap());
     storage.migrate().await.unwrap();
     let clock = ManualClock::starting_now();
-    let mut state = AppState::new(settings, storage.clone(), Arc::new(clock.clone()));
+    let mut state = AppState::new(settings.clone(), storage.clone(), Arc::new(clock.clone()));
     state.events_poll_interval = Duration::from_millis(50);
+    state.sign_in = Arc::new(SignIn::with_idp_limits(
+        settings,
+        state.approvals.clone(),
+        limits,
+    ));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_state = state.clone();
