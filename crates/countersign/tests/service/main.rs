@@ -10,3 +10,4 @@ mod hostile_idp;
 mod hostile_idp_cases;
 mod popup;
 mod support;
+mod tampering;
