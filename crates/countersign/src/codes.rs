@@ -29,6 +29,18 @@ pub enum ErrorCode {
     LoginExpired,
     /// The IdP did not prove a fresh sign-in (`auth_time`, `acr`).
     SignInNotFresh,
+    /// The path exists, but not for this HTTP method.
+    MethodNotAllowed,
+    /// The request body is larger than the body limit.
+    PayloadTooLarge,
+    /// The request body is not sent as `application/json`.
+    UnsupportedMediaType,
+    /// The caller sent more requests than its rate limit allows.
+    RateLimited,
+    /// The request took longer than `limits.request_timeout_seconds`.
+    RequestTimeout,
+    /// A handler panicked; the panic was caught and logged.
+    InternalError,
 }
 
 impl ErrorCode {
@@ -52,6 +64,12 @@ impl ErrorCode {
             ErrorCode::SignInCancelled => "sign_in_cancelled",
             ErrorCode::LoginExpired => "login_expired",
             ErrorCode::SignInNotFresh => "sign_in_not_fresh",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::InternalError => "internal_error",
         }
     }
 
@@ -80,6 +98,12 @@ const ALL: &[ErrorCode] = &[
     ErrorCode::SignInCancelled,
     ErrorCode::LoginExpired,
     ErrorCode::SignInNotFresh,
+    ErrorCode::MethodNotAllowed,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnsupportedMediaType,
+    ErrorCode::RateLimited,
+    ErrorCode::RequestTimeout,
+    ErrorCode::InternalError,
 ];
 
 impl std::fmt::Display for ErrorCode {

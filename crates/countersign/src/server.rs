@@ -1,6 +1,7 @@
 //! Starting and stopping the HTTP server.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,7 +69,8 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     let mut stopping = shutdown.subscribe();
-    let app = router(state);
+    // The peer address feeds the per-client rate limits of the popup.
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         stop.await;

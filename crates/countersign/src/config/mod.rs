@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 pub use error::ConfigError;
 pub use raw::{ENV_CONFIG_PATH, RawConfig};
 pub use settings::{
-    ApiKey, ApprovalSettings, DatabaseSettings, OidcSettings, ServerSettings, Settings,
+    ApiKey, ApprovalSettings, DatabaseSettings, LimitSettings, OidcSettings, ServerSettings,
+    Settings,
 };
 
 /// Validated settings plus the warnings found while loading them.

@@ -47,6 +47,7 @@ const fn key(section: &'static str, name: &'static str, kind: Kind) -> KeySpec {
 const KEYS: &[KeySpec] = &[
     key("server", "listen", Kind::Text),
     key("server", "public_url", Kind::Text),
+    key("server", "trusted_proxies", Kind::List),
     key("database", "path", Kind::Text),
     key("oidc", "issuer", Kind::Text),
     key("oidc", "client_id", Kind::Text),
@@ -58,6 +59,9 @@ const KEYS: &[KeySpec] = &[
     key("approvals", "default_lifetime_seconds", Kind::Integer),
     key("approvals", "max_lifetime_seconds", Kind::Integer),
     key("approvals", "allowed_origins", Kind::List),
+    key("limits", "request_timeout_seconds", Kind::Integer),
+    key("limits", "create_per_minute", Kind::Integer),
+    key("limits", "popup_per_minute", Kind::Integer),
 ];
 
 const API_KEY_FIELDS: &[&str] = &["name", "sha256"];
@@ -154,7 +158,7 @@ impl RawConfig {
             let known: Vec<&KeySpec> = KEYS.iter().filter(|k| k.section == section_name).collect();
             if known.is_empty() {
                 warnings.push(format!(
-                    "unknown key `{section_name}` in {file} is ignored; known sections are [server], [database], [oidc], [approvals] and [[api_keys]]"
+                    "unknown key `{section_name}` in {file} is ignored; known sections are [server], [database], [oidc], [approvals], [limits] and [[api_keys]]"
                 ));
                 continue;
             }

@@ -1,8 +1,10 @@
 //! Validation of raw values into typed settings, with defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::SecretString;
 use url::Url;
 
@@ -22,6 +24,11 @@ const DEFAULT_CLOCK_LEEWAY_SECONDS: i64 = 30;
 const DEFAULT_SIGN_IN_WINDOW_SECONDS: i64 = 300;
 const DEFAULT_LIFETIME_SECONDS: i64 = 300;
 const DEFAULT_MAX_LIFETIME_SECONDS: i64 = 1800;
+const DEFAULT_REQUEST_TIMEOUT_SECONDS: i64 = 30;
+const DEFAULT_CREATE_PER_MINUTE: i64 = 120;
+const DEFAULT_POPUP_PER_MINUTE: i64 = 60;
+/// Largest per-minute rate limit; higher values would make the limit useless.
+const MAX_PER_MINUTE: i64 = 100_000;
 
 /// The validated configuration of the service.
 #[derive(Debug)]
@@ -30,6 +37,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub oidc: OidcSettings,
     pub approvals: ApprovalSettings,
+    pub limits: LimitSettings,
     pub api_keys: Vec<ApiKey>,
 }
 
@@ -39,6 +47,9 @@ pub struct ServerSettings {
     /// Base URL that browsers and the IdP use to reach the service, without
     /// a path; the approval and redirect URLs are built from it.
     pub public_url: Url,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` header is
+    /// believed; a single address is stored as a host network (`/32`, `/128`).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +80,18 @@ pub struct ApprovalSettings {
     pub allowed_origins: Vec<String>,
 }
 
+/// Time and rate limits of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Longest time from receiving a request to sending the response head.
+    pub request_timeout: Duration,
+    /// Approval requests one API key may create per minute (also the burst).
+    pub create_per_minute: u32,
+    /// Popup sign-in starts, callbacks and decisions per minute from one
+    /// client address (also the burst).
+    pub popup_per_minute: u32,
+}
+
 /// An API key given by name and the SHA-256 of the key.
 #[derive(Debug, Clone)]
 pub struct ApiKey {
@@ -91,16 +114,20 @@ impl Settings {
         };
         let oidc = check.oidc();
         let approvals = check.approvals();
+        let limits = check.limits();
         let api_keys = check.api_keys();
 
-        match (server, oidc, approvals) {
-            (Some(server), Some(oidc), Some(approvals)) if problems.is_empty() => Ok(Settings {
-                server,
-                database,
-                oidc,
-                approvals,
-                api_keys,
-            }),
+        match (server, oidc, approvals, limits) {
+            (Some(server), Some(oidc), Some(approvals), Some(limits)) if problems.is_empty() => {
+                Ok(Settings {
+                    server,
+                    database,
+                    oidc,
+                    approvals,
+                    limits,
+                    api_keys,
+                })
+            }
             _ => Err(ConfigError { problems }),
         }
     }
@@ -162,9 +189,56 @@ impl Checker<'_> {
             },
         };
 
+        let trusted_proxies = self.trusted_proxies();
+
         Some(ServerSettings {
             listen: listen?,
             public_url: public_url?,
+            trusted_proxies,
+        })
+    }
+
+    fn trusted_proxies(&mut self) -> Vec<IpNet> {
+        let mut networks = Vec::new();
+        for text in self.list_or("server.trusted_proxies", &[]) {
+            let text = text.trim();
+            let parsed = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(network) => networks.push(network.trunc()),
+                Err(_) => {
+                    let source = self.source_of("server.trusted_proxies");
+                    self.problems.push(format!(
+                        "{source} contains `{text}`, which is not an IP address or network; write an address like 10.0.0.5 or a network like 10.0.0.0/24"
+                    ));
+                }
+            }
+        }
+        networks
+    }
+
+    fn limits(&mut self) -> Option<LimitSettings> {
+        let timeout = self.integer_in(
+            "limits.request_timeout_seconds",
+            DEFAULT_REQUEST_TIMEOUT_SECONDS,
+            1,
+            600,
+        );
+        let create = self.count_in(
+            "limits.create_per_minute",
+            DEFAULT_CREATE_PER_MINUTE,
+            MAX_PER_MINUTE,
+        );
+        let popup = self.count_in(
+            "limits.popup_per_minute",
+            DEFAULT_POPUP_PER_MINUTE,
+            MAX_PER_MINUTE,
+        );
+        Some(LimitSettings {
+            request_timeout: Duration::from_secs(u64::try_from(timeout?).ok()?),
+            create_per_minute: u32::try_from(create?).ok()?,
+            popup_per_minute: u32::try_from(popup?).ok()?,
         })
     }
 
@@ -400,6 +474,23 @@ impl Checker<'_> {
         match self.raw.get(dotted).map(|v| &v.value) {
             Some(RawValue::List(items)) => items.clone(),
             _ => default.iter().map(|item| (*item).to_owned()).collect(),
+        }
+    }
+
+    /// Reads a per-minute count from 1 to `max`.
+    fn count_in(&mut self, dotted: &str, default: i64, max: i64) -> Option<i64> {
+        let value = match self.raw.get(dotted).map(|v| &v.value) {
+            Some(RawValue::Integer(value)) => *value,
+            _ => default,
+        };
+        if (1..=max).contains(&value) {
+            Some(value)
+        } else {
+            let source = self.source_of(dotted);
+            self.problems.push(format!(
+                "{source} is {value}, which is out of range; use a value from 1 to {max} (requests per minute)"
+            ));
+            None
         }
     }
 

@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,15 +19,33 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
-use super::problem::Problem;
+use super::extract::ApiPath;
+use super::problem::{Problem, ProblemBody};
 use crate::approvals::{ApprovalId, ApprovalService, Status};
 
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
 /// `GET /api/v1/approvals/{id}/events`
+#[utoipa::path(
+    get,
+    path = "/api/v1/approvals/{id}/events",
+    tag = super::api::TAG,
+    summary = "Follow the status as Server-Sent Events",
+    description = "Use the `events_url` from create as it is; no API key is needed. Each event is `event: status` with `data: {\"id\": \"...\", \"status\": \"...\"}`. The current status is sent on connect and every change after it; the stream ends after `approved`, `rejected` or `expired`. `Access-Control-Allow-Origin` is the request's registered origin.",
+    params(
+        ("id" = String, Path, description = "The id returned by create."),
+        ("token" = String, Query, description = "The events token from `events_url`."),
+    ),
+    security(()),
+    responses(
+        (status = 200, description = "The status stream.", body = String, content_type = "text/event-stream"),
+        (status = 404, description = "`not_found`: no request with this id, or a missing or wrong token.", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "`storage_unavailable` or `request_timeout`: try again later.", body = ProblemBody, content_type = "application/problem+json"),
+    )
+)]
 pub async fn stream_status(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Problem> {
     let token = query

@@ -3,8 +3,14 @@
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod extract;
+pub mod headers;
+pub mod input;
+pub mod limits;
+pub mod openapi;
 pub mod popup;
 pub mod problem;
+pub mod rejection;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,24 +18,25 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::sync::watch;
 use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::approvals::{ApprovalService, Clock};
 use crate::config::Settings;
 use crate::signin::SignIn;
 use crate::storage::Storage;
+use limits::RateLimits;
 use problem::{ErrorLog, status_of};
 
 /// Largest request body accepted, in bytes.
-const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How often an open status stream re-reads its request.
 const EVENTS_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -71,42 +78,52 @@ pub struct AppState {
     pub sign_in: Arc<SignIn>,
     pub shutdown: Shutdown,
     pub events_poll_interval: Duration,
+    pub limits: Arc<RateLimits>,
 }
 
 impl AppState {
     pub fn new(settings: Arc<Settings>, storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
         let approvals = ApprovalService::new(storage, clock, settings.approvals.clone());
         let sign_in = Arc::new(SignIn::new(settings.clone(), approvals.clone()));
+        let limits = Arc::new(RateLimits::new(&settings.limits));
+        limits::spawn_cleanup(&limits);
         Self {
             settings,
             approvals,
             sign_in,
             shutdown: Shutdown::new(),
             events_poll_interval: EVENTS_POLL_INTERVAL,
+            limits,
         }
     }
 }
 
 /// Builds the router with all routes and middleware.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/approvals", post(api::create))
-        .route("/api/v1/approvals/{id}", get(api::status))
-        .route("/api/v1/approvals/{id}/consume", post(api::consume))
-        .route("/api/v1/approvals/{id}/events", get(events::stream_status))
-        .route("/api/{*rest}", get(api::not_found).post(api::not_found));
+    let (api, _) = openapi::api_router().split_for_parts();
 
-    let popup = Router::new()
+    // These popup routes write to the database or call the IdP before
+    // anyone is authenticated, so they are rate-limited per client address.
+    let limited_popup = Router::new()
         .route("/popup/start/{id}", get(popup::start))
         .route("/popup/callback", get(popup::callback))
-        .route("/popup/signed-out", get(popup::signed_out))
         .route("/popup/decision", post(popup::decision))
-        .route("/popup/popup.css", get(popup::stylesheet));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_popup,
+        ));
+
+    let pages = Router::new()
+        .route("/popup/signed-out", get(popup::signed_out))
+        .route("/popup/popup.css", get(popup::stylesheet))
+        .route("/healthz", get(|| async { "ok" }));
 
     let request_id = HeaderName::from_static("x-request-id");
 
     // Listed outermost first: the request id must exist before the trace
-    // span reads it, and errors are logged inside that span.
+    // span reads it, and errors are logged inside that span. The security
+    // headers wrap everything below them, so rejections made by the timeout,
+    // the panic catcher or the router's fallbacks carry them too.
     let layers = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(
@@ -116,21 +133,20 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(middleware::from_fn(log_errors))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
+        .layer(middleware::from_fn(headers::security_headers))
+        .layer(CatchPanicLayer::custom(rejection::panic_response))
+        .layer(middleware::from_fn_with_state(
+            state.settings.limits.request_timeout,
+            limits::limit_time,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
 
     Router::new()
         .merge(api)
-        .merge(popup)
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(popup::not_found_page)
+        .merge(limited_popup)
+        .merge(pages)
+        .fallback(rejection::not_found)
+        .method_not_allowed_fallback(rejection::method_not_allowed)
         .layer(layers)
         .with_state(state)
 }
@@ -162,23 +178,39 @@ async fn log_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     if let Some(error) = response.extensions().get::<ErrorLog>() {
         let status = status_of(error.code);
+        let message = escape_controls(&error.message);
         if status.is_server_error() {
             tracing::error!(
                 code = error.code.as_str(),
                 status = status.as_u16(),
-                "{}",
-                error.message
+                "{message}"
             );
         } else {
             tracing::info!(
                 code = error.code.as_str(),
                 status = status.as_u16(),
-                "{}",
-                error.message
+                "{message}"
             );
         }
     }
     response
+}
+
+/// Escapes control characters, because error messages can quote request
+/// values and a line feed in them would forge a log line.
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

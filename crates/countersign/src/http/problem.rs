@@ -8,6 +8,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::approvals::ApprovalError;
 use crate::codes::ErrorCode;
@@ -33,6 +34,12 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::SignInCancelled => StatusCode::FORBIDDEN,
         ErrorCode::LoginExpired => StatusCode::BAD_REQUEST,
         ErrorCode::SignInNotFresh => StatusCode::FORBIDDEN,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::RequestTimeout => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -56,6 +63,12 @@ fn title_of(code: ErrorCode) -> &'static str {
         ErrorCode::SignInCancelled => "Sign-in cancelled",
         ErrorCode::LoginExpired => "Sign-in expired",
         ErrorCode::SignInNotFresh => "Sign-in not fresh",
+        ErrorCode::MethodNotAllowed => "Method not allowed",
+        ErrorCode::PayloadTooLarge => "Request body too large",
+        ErrorCode::UnsupportedMediaType => "Unsupported media type",
+        ErrorCode::RateLimited => "Too many requests",
+        ErrorCode::RequestTimeout => "Request timed out",
+        ErrorCode::InternalError => "Internal error",
     }
 }
 
@@ -72,6 +85,7 @@ pub struct Problem {
     code: ErrorCode,
     detail: String,
     log_message: String,
+    retry_after_seconds: Option<u64>,
 }
 
 impl Problem {
@@ -81,7 +95,14 @@ impl Problem {
             code,
             log_message: detail.clone(),
             detail,
+            retry_after_seconds: None,
         }
+    }
+
+    /// Adds a `Retry-After` header with the given number of seconds.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds);
+        self
     }
 
     /// Sets a log message that differs from the detail sent to the client.
@@ -93,15 +114,35 @@ impl Problem {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    pub fn log_message(&self) -> &str {
+        &self.log_message
+    }
+
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.retry_after_seconds
+    }
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// The problem+json body (RFC 9457) with the stable `code` added.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// `urn:countersign:problem:<code>`.
     #[serde(rename = "type")]
+    #[schema(example = "urn:countersign:problem:invalid_request")]
     kind: String,
+    /// A short text for people; it may change.
+    #[schema(example = "Invalid request")]
     title: &'a str,
+    /// The HTTP status code of the response.
+    #[schema(example = 400)]
     status: u16,
+    /// What was wrong with this request and how to fix it; it may change.
+    #[schema(example = "lifetime_seconds is 5; it must be from 30 to 1800")]
     detail: &'a str,
+    /// The stable error code to match on.
+    #[schema(example = "invalid_request")]
     code: &'a str,
 }
 
@@ -124,6 +165,11 @@ impl IntoResponse for Problem {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(ErrorLog {
             code: self.code,
@@ -198,6 +244,12 @@ mod tests {
             ("approval_expired", 410),
             ("payload_mismatch", 422),
             ("audit_unavailable", 503),
+            ("method_not_allowed", 405),
+            ("payload_too_large", 413),
+            ("unsupported_media_type", 415),
+            ("rate_limited", 429),
+            ("request_timeout", 503),
+            ("internal_error", 500),
         ];
         for (text, status) in table {
             let code = ErrorCode::parse(text).unwrap();

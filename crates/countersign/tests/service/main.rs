@@ -8,6 +8,7 @@ mod api;
 mod flow;
 mod hostile_idp;
 mod hostile_idp_cases;
+mod openapi;
 mod popup;
 mod support;
 mod tampering;
