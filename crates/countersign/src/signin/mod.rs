@@ -316,6 +316,9 @@ impl SignIn {
         let tokens = match relying_party.exchange_code(code, &verifier).await {
             Ok(tokens) => tokens,
             Err(error) => {
+                // NOTE: without an ID token there is no id_token_hint, so the
+                // IdP session of this sign-in is not ended here. It cannot
+                // approve anything, because each sign-in must be fresh.
                 let detail = format!("code exchange failed ({}): {error}", error.code());
                 return self.fail(&login, ErrorCode::IdpError, None, &detail).await;
             }

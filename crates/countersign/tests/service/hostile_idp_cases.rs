@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use countersign::signin::IdpLimits;
 
-use crate::flow::Fixture;
+use crate::flow::{Fixture, query_of};
 use crate::hostile_idp::keys::{b64, corrupt_signature, sign_hs256, unsigned};
 use crate::hostile_idp::{
     CLIENT_ID, JwksReply, SigningKey, TestUser, TokenReply, Witness, closed_port_url,
@@ -521,8 +521,21 @@ async fn huge_id_token_is_rejected() {
     fixture.idp.edit_id_token(|claims| {
         set(claims, "padding", json!("x".repeat(20_000)));
     });
+    let id = fixture.create().await;
 
-    assert_tokens_rejected(&fixture, "idp_error", "token_too_large").await;
+    let attempt = fixture
+        .attempt(&fixture.browser(), &id, TestUser::manager())
+        .await;
+
+    fixture
+        .assert_rejected_tokens(&id, &attempt, "idp_error", "token_too_large")
+        .await;
+    let logout = query_of(&attempt.after_callback);
+    assert!(
+        !logout.contains_key("id_token_hint"),
+        "the huge token stays out of the logout URL"
+    );
+    assert_eq!(logout["client_id"], CLIENT_ID);
 }
 
 #[tokio::test]
