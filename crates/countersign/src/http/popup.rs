@@ -125,7 +125,12 @@ pub async fn decision(
     jar: CookieJar,
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Response {
-    let public_origin = state.settings.server.public_url.origin().ascii_serialization();
+    let public_origin = state
+        .settings
+        .server
+        .public_url
+        .origin()
+        .ascii_serialization();
     if let Some(reason) = cross_site_reason(&headers, &public_origin) {
         // The cookie and the login transaction stay as they are: another
         // site must not be able to end the approver's attempt.

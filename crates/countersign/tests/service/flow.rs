@@ -247,7 +247,10 @@ impl Fixture {
         let id = ApprovalId::parse(id).unwrap();
         let records = self.server.storage.audit_events(&id).await.unwrap();
         let last = records.last().expect("an audit event");
-        last.details["detail"].as_str().unwrap_or_default().to_owned()
+        last.details["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Checks that an attempt whose tokens the IdP issued failed with

@@ -85,7 +85,7 @@ async fn bad_rs256_signature_is_rejected() {
 async fn bad_es256_signature_is_rejected() {
     let fixture = Fixture::start().await;
     let published = SigningKey::es256("ec-1");
-    fixture.idp.publish(&[published.clone()]);
+    fixture.idp.publish(std::slice::from_ref(&published));
     fixture.idp.sign_with(published);
     // Another P-256 key signs under the published key id.
     let attacker = SigningKey::es256("ec-1");
@@ -99,9 +99,9 @@ async fn bad_es256_signature_is_rejected() {
 #[tokio::test]
 async fn hs256_with_public_key_is_rejected() {
     let fixture = Fixture::start().await;
-    fixture.idp.forge_id_token(|claims, key| {
-        sign_hs256(&key.public_key_bytes(), &key.kid, claims)
-    });
+    fixture
+        .idp
+        .forge_id_token(|claims, key| sign_hs256(&key.public_key_bytes(), &key.kid, claims));
 
     assert_tokens_rejected(&fixture, "idp_error", "unsupported_algorithm").await;
 }
@@ -138,7 +138,11 @@ async fn unknown_kid_works_once_key_is_published() {
     .await;
     let jwks = fixture.idp.jwks_path();
     assert_tokens_accepted(&fixture).await;
-    assert_eq!(fixture.idp.hits(jwks), 1, "the first sign-in loads the keys");
+    assert_eq!(
+        fixture.idp.hits(jwks),
+        1,
+        "the first sign-in loads the keys"
+    );
 
     // The provider signs with a key it has not published yet.
     let rotated = SigningKey::es256("ec-2");
@@ -376,7 +380,9 @@ async fn stale_auth_time_is_not_fresh() {
 #[tokio::test]
 async fn missing_auth_time_is_not_fresh() {
     let fixture = Fixture::start().await;
-    fixture.idp.edit_id_token(|claims| remove(claims, "auth_time"));
+    fixture
+        .idp
+        .edit_id_token(|claims| remove(claims, "auth_time"));
 
     assert_tokens_rejected(&fixture, "sign_in_not_fresh", "missing_auth_time").await;
 }
@@ -558,9 +564,7 @@ async fn huge_token_response_is_rejected() {
 #[tokio::test]
 async fn malformed_id_token_is_rejected() {
     let fixture = Fixture::start().await;
-    fixture
-        .idp
-        .forge_id_token(|_, _| "not-a-jwt".to_owned());
+    fixture.idp.forge_id_token(|_, _| "not-a-jwt".to_owned());
 
     assert_tokens_rejected(&fixture, "idp_error", "malformed_token").await;
 }

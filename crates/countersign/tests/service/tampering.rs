@@ -131,7 +131,9 @@ async fn state_swapped_between_approvals_signs_nobody_in() {
     second_browser.get(&callback).await;
     let page = second_browser.get("/popup/signed-out").await;
 
-    fixture.assert_failed(&second_id, &page, "login_expired").await;
+    fixture
+        .assert_failed(&second_id, &page, "login_expired")
+        .await;
     assert_eq!(fixture.status(&first_id).await["status"], "pending");
     assert_eq!(fixture.idp.hits(fixture.idp.token_path()), 0);
 

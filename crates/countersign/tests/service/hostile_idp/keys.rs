@@ -137,8 +137,13 @@ impl SigningKey {
         match &self.material {
             Material::Rsa(key) => {
                 let mut signature = vec![0; key.public_modulus_len()];
-                key.sign(&lc_signature::RSA_PKCS1_SHA256, &rng, message, &mut signature)
-                    .expect("RSA signature");
+                key.sign(
+                    &lc_signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut signature,
+                )
+                .expect("RSA signature");
                 signature
             }
             Material::EcP256(key) => key
@@ -175,7 +180,9 @@ pub fn sign_hs256(secret: &[u8], kid: &str, claims: &Value) -> String {
 /// Flips one bit in the middle of a token's signature.
 pub fn corrupt_signature(token: &str) -> String {
     let (signing_input, signature) = token.rsplit_once('.').expect("three-part token");
-    let mut bytes = URL_SAFE_NO_PAD.decode(signature).expect("base64url signature");
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("base64url signature");
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     format!("{signing_input}.{}", b64(bytes))

@@ -262,11 +262,7 @@ impl HostileIdp {
     }
 }
 
-async fn route(
-    State(state): State<IdpState>,
-    headers: HeaderMap,
-    request: Request,
-) -> Response {
+async fn route(State(state): State<IdpState>, headers: HeaderMap, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     *state.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
 
@@ -274,8 +270,7 @@ async fn route(
         "/realms/test/.well-known/openid-configuration" => discovery(&state),
         "/realms/test/certs" => jwks(&state),
         "/realms/test/token" => {
-            let Ok(Form(form)) =
-                Form::<HashMap<String, String>>::from_request(request, &()).await
+            let Ok(Form(form)) = Form::<HashMap<String, String>>::from_request(request, &()).await
             else {
                 return token_error("invalid_request");
             };
@@ -289,10 +284,7 @@ fn discovery(state: &IdpState) -> Response {
     let issuer = &state.issuer;
     let script = state.script.lock().unwrap();
     let announced = script.discovery_issuer.clone().unwrap_or(issuer.clone());
-    let jwks_uri = script
-        .jwks_uri
-        .clone()
-        .unwrap_or(format!("{issuer}/certs"));
+    let jwks_uri = script.jwks_uri.clone().unwrap_or(format!("{issuer}/certs"));
     Json(json!({
         "issuer": announced,
         "authorization_endpoint": format!("{issuer}/auth"),
