@@ -32,6 +32,15 @@ fn parse_id(text: &str) -> Result<ApprovalId, Problem> {
 /// A new approval request.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "action": "refund",
+    "summary": "Refund order 1001: 49.90 EUR",
+    "details": {"order": "1001", "amount": "49.90", "currency": "EUR"},
+    "requester": {"sub": "c1", "name": "Carla Cashier"},
+    "required_role": "MANAGER",
+    "origin": "http://localhost:18400",
+    "lifetime_seconds": 300
+}))]
 pub struct CreateRequest {
     /// What is being approved, 1 to 100 characters.
     #[schema(example = "refund", min_length = 1, max_length = 100)]
@@ -187,7 +196,11 @@ pub struct CreatedResponse {
     request_body = CreateRequest,
     security(("api_key" = [])),
     responses(
-        (status = 201, description = "The request was created.", body = CreatedResponse),
+        (status = 201, description = "The request was created.", body = CreatedResponse,
+            links(
+                ("status" = (operation_id = "status", parameters(("id" = "$response.body#/id")))),
+                ("consume" = (operation_id = "consume", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 400, description = "`invalid_request`: the body is not valid JSON, has an unknown field, misses a field, or a value is out of range.", body = ProblemBody, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`: no API key or an unknown one.", body = ProblemBody, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: the body is larger than 64 KiB.", body = ProblemBody, content_type = "application/problem+json"),

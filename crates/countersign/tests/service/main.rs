@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod bad_input;
 mod flow;
+mod hardening;
 mod hostile_idp;
 mod hostile_idp_cases;
 mod openapi;

@@ -12,10 +12,22 @@ use crate::support::*;
 
 /// Routes left out of the OpenAPI document on purpose, with the reason.
 const UNDOCUMENTED: &[(&str, &str, &str)] = &[
-    ("GET", "/popup/start/{id}", "HTML page opened from approval_url"),
+    (
+        "GET",
+        "/popup/start/{id}",
+        "HTML page opened from approval_url",
+    ),
     ("GET", "/popup/callback", "HTML page, the OIDC redirect_uri"),
-    ("GET", "/popup/signed-out", "HTML page, the post_logout_redirect_uri"),
-    ("POST", "/popup/decision", "target of the decision page's HTML form"),
+    (
+        "GET",
+        "/popup/signed-out",
+        "HTML page, the post_logout_redirect_uri",
+    ),
+    (
+        "POST",
+        "/popup/decision",
+        "target of the decision page's HTML form",
+    ),
     ("GET", "/popup/popup.css", "stylesheet of the popup pages"),
     ("GET", "/healthz", "liveness probe for operators"),
 ];
@@ -239,10 +251,7 @@ async fn api_key_routes_declare_security() {
             serde_json::json!([]),
             "{method} {path}"
         );
-        assert!(
-            operation["responses"]["401"].is_object(),
-            "{method} {path}"
-        );
+        assert!(operation["responses"]["401"].is_object(), "{method} {path}");
     }
     let events = &document["paths"]["/api/v1/approvals/{id}/events"]["get"];
     assert_eq!(events["security"], serde_json::json!([{}]));
