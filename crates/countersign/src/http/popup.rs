@@ -371,22 +371,32 @@ fn describe_approver(approver: &Approver) -> String {
     }
 }
 
-/// Turns each top-level detail into a row: strings as they are, other
-/// values as JSON.
+/// Turns each top-level detail into a row: strings as they are, a list of
+/// strings and numbers as a comma-separated line, other values as JSON.
 fn detail_rows(details: &Value) -> Vec<(String, String)> {
     let Some(object) = details.as_object() else {
         return Vec::new();
     };
     object
         .iter()
-        .map(|(name, value)| {
-            let text = match value {
-                Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            (name.clone(), text)
-        })
+        .map(|(name, value)| (name.clone(), detail_text(value)))
         .collect()
+}
+
+fn detail_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) if items.iter().all(is_plain) => items
+            .iter()
+            .map(detail_text)
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn is_plain(value: &Value) -> bool {
+    matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
 fn describe_time_left(left: time::Duration) -> String {
@@ -470,8 +480,26 @@ mod tests {
             rows,
             [
                 ("amount".to_owned(), "49.9".to_owned()),
-                ("items".to_owned(), "[1,2]".to_owned()),
+                ("items".to_owned(), "1, 2".to_owned()),
                 ("order".to_owned(), "1001".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_details_stay_json() {
+        let rows = detail_rows(&serde_json::json!({
+            "items": ["2 × Coffee beans", "1 × Mug"],
+            "lines": [{"sku": "A1"}],
+            "customer": {"id": 7},
+        }));
+
+        assert_eq!(
+            rows,
+            [
+                ("customer".to_owned(), r#"{"id":7}"#.to_owned()),
+                ("items".to_owned(), "2 × Coffee beans, 1 × Mug".to_owned()),
+                ("lines".to_owned(), r#"[{"sku":"A1"}]"#.to_owned()),
             ]
         );
     }
