@@ -13,8 +13,10 @@ readonly DEMO_DIR="$REPO_DIR/.cache/demo"
 
 export KEYCLOAK_PORT=18080 KEYCLOAK_MANAGEMENT_PORT=19000
 readonly COUNTERSIGN_PORT=18300 SHOP_PORT=18400
-export COUNTERSIGN_URL="http://127.0.0.1:$COUNTERSIGN_PORT"
-export SHOP_URL="http://localhost:$SHOP_PORT"
+# Not exported: keycloak.sh gets them on its command line, and countersign
+# would warn about an unknown COUNTERSIGN_* variable in its environment.
+readonly COUNTERSIGN_URL="http://127.0.0.1:$COUNTERSIGN_PORT"
+readonly SHOP_URL="http://localhost:$SHOP_PORT"
 readonly KEYCLOAK_CLIENT_SECRET="demo-only-countersign-secret"
 readonly SHOP_CLIENT_SECRET="demo-only-shop-secret"
 
@@ -118,7 +120,7 @@ name = "demo-shop"
 sha256 = "$api_key_sha256"
 TOML
 
-"$REPO_DIR/scripts/keycloak.sh" start
+COUNTERSIGN_URL="$COUNTERSIGN_URL" SHOP_URL="$SHOP_URL" "$REPO_DIR/scripts/keycloak.sh" start
 KEYCLOAK_STARTED=true
 "$REPO_DIR/scripts/keycloak.sh" wait
 

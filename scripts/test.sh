@@ -82,9 +82,11 @@ stage_e2e() {
   ((${#ports[@]} == 4)) || return
   export KEYCLOAK_PORT="${ports[0]}" KEYCLOAK_MANAGEMENT_PORT="${ports[1]}"
   export E2E_KEYCLOAK_PORT="${ports[0]}" E2E_COUNTERSIGN_PORT="${ports[2]}" E2E_SHOP_PORT="${ports[3]}"
-  export SHOP_URL="http://localhost:$E2E_SHOP_PORT" COUNTERSIGN_URL="http://127.0.0.1:$E2E_COUNTERSIGN_PORT"
 
-  "$REPO_DIR/scripts/keycloak.sh" start || return
+  # Passed to keycloak.sh only: countersign warns about unknown COUNTERSIGN_*
+  # variables in its environment.
+  SHOP_URL="http://localhost:$E2E_SHOP_PORT" COUNTERSIGN_URL="http://127.0.0.1:$E2E_COUNTERSIGN_PORT" \
+    "$REPO_DIR/scripts/keycloak.sh" start || return
   KEYCLOAK_STARTED=true
   "$REPO_DIR/scripts/keycloak.sh" wait || return
   # The test files share one Keycloak, whose redirect URIs fix the
