@@ -442,3 +442,95 @@ fn invalid_toml_is_reported() {
 
     assert!(problems[0].contains("is not valid TOML"), "{}", problems[0]);
 }
+
+#[test]
+fn limits_and_proxies_have_defaults() {
+    let settings = load(None, &minimal_env()).unwrap().settings;
+
+    assert!(settings.server.trusted_proxies.is_empty());
+    assert_eq!(
+        settings.limits.request_timeout,
+        std::time::Duration::from_secs(60)
+    );
+    assert_eq!(settings.limits.create_per_minute, 120);
+    assert_eq!(settings.limits.popup_per_minute, 60);
+}
+
+#[test]
+fn limits_and_proxies_are_read_from_file() {
+    let dir = temp_dir();
+    let config = write(
+        &dir,
+        "countersign.toml",
+        r#"
+[server]
+trusted_proxies = ["10.0.0.5", "10.1.0.0/16", "::1"]
+
+[limits]
+request_timeout_seconds = 5
+create_per_minute = 10
+popup_per_minute = 20
+"#,
+    );
+
+    let loaded = load(Some(&config), &minimal_env()).unwrap();
+
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let proxies: Vec<String> = loaded
+        .settings
+        .server
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(proxies, ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]);
+    let limits = &loaded.settings.limits;
+    assert_eq!(limits.request_timeout, std::time::Duration::from_secs(5));
+    assert_eq!(limits.create_per_minute, 10);
+    assert_eq!(limits.popup_per_minute, 20);
+}
+
+#[test]
+fn invalid_limits_and_proxies_are_reported() {
+    let mut env = minimal_env();
+    env.insert(
+        "COUNTERSIGN_SERVER_TRUSTED_PROXIES".to_owned(),
+        "10.0.0.1,proxy.example".to_owned(),
+    );
+    env.insert(
+        "COUNTERSIGN_LIMITS_REQUEST_TIMEOUT_SECONDS".to_owned(),
+        "0".to_owned(),
+    );
+    env.insert(
+        "COUNTERSIGN_LIMITS_CREATE_PER_MINUTE".to_owned(),
+        "0".to_owned(),
+    );
+    env.insert(
+        "COUNTERSIGN_LIMITS_POPUP_PER_MINUTE".to_owned(),
+        "1000000".to_owned(),
+    );
+
+    let problems = problems(load(None, &env));
+
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    assert!(
+        problems[0].contains("COUNTERSIGN_SERVER_TRUSTED_PROXIES contains `proxy.example`, which is not an IP address or network"),
+        "{}",
+        problems[0]
+    );
+    assert!(
+        problems[1].contains("COUNTERSIGN_LIMITS_REQUEST_TIMEOUT_SECONDS is 0"),
+        "{}",
+        problems[1]
+    );
+    assert!(
+        problems[2].contains("COUNTERSIGN_LIMITS_CREATE_PER_MINUTE is 0, which is out of range; use a value from 1 to 100000 (requests per minute)"),
+        "{}",
+        problems[2]
+    );
+    assert!(
+        problems[3].contains("COUNTERSIGN_LIMITS_POPUP_PER_MINUTE is 1000000"),
+        "{}",
+        problems[3]
+    );
+}

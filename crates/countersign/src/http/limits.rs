@@ -312,6 +312,26 @@ mod tests {
     }
 
     #[test]
+    fn cleanup_drops_replenished_keys() {
+        let limits = RateLimits::new(&LimitSettings {
+            request_timeout: Duration::from_secs(30),
+            create_per_minute: 100_000,
+            popup_per_minute: 100_000,
+        });
+        for last in 0..50u8 {
+            limits.check_popup(IpAddr::from([192, 0, 2, last])).unwrap();
+        }
+        limits.check_create("shop").unwrap();
+        assert_eq!(limits.tracked_keys(), 51);
+
+        // At 100000 a minute one request is replenished every 0.6 ms.
+        std::thread::sleep(Duration::from_millis(20));
+        limits.retain_recent();
+
+        assert_eq!(limits.tracked_keys(), 0);
+    }
+
+    #[test]
     fn popup_limit_rejects_after_burst() {
         let limits = RateLimits::new(&LimitSettings {
             request_timeout: Duration::from_secs(30),
