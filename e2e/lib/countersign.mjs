@@ -26,6 +26,14 @@ export function refundApprovalRequest({ order = "1001", amount = "49.90", reques
 }
 
 /**
+ * Returns the payload of an approval request body: the fields that
+ * Countersign hashes and that a consume call must repeat.
+ */
+export function approvalPayload({ action, details, requester }) {
+  return { action, details, requester };
+}
+
+/**
  * Host API client. Every method returns `{ status, headers, body }` for any
  * HTTP status, so tests can assert on problem+json errors as well.
  */

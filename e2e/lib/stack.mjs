@@ -84,8 +84,8 @@ function merge(base, overrides) {
  *
  * Options: `countersign` and `shop` (default true) choose which binaries run;
  * `config` overrides sections of the generated countersign.toml, for example
- * `{ approvals: { default_lifetime_seconds: 5 } }`; `name` names the run's
- * folder under e2e/results.
+ * `{ approvals: { max_lifetime_seconds: 600 } }` (Countersign rejects any
+ * lifetime below 30 s); `name` names the run's folder under e2e/results.
  *
  * The result has these fields:
  * - `keycloak`: `port`, `baseUrl`, `shopIssuer` (localhost), `countersignIssuer` (127.0.0.1)
