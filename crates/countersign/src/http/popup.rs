@@ -174,15 +174,24 @@ pub async fn decision(
 /// either header (an old browser, or a client that is not a browser) still
 /// needs the cookie and the CSRF token.
 fn cross_site_reason(headers: &HeaderMap, public_origin: &str) -> Option<String> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.to_str().unwrap_or_default();
-        if site != "same-origin" {
-            return Some(format!("Sec-Fetch-Site is `{}`", truncate_header(site)));
-        }
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .map(|site| site.to_str().unwrap_or_default());
+    if let Some(site) = fetch_site
+        && site != "same-origin"
+    {
+        return Some(format!("Sec-Fetch-Site is `{}`", truncate_header(site)));
     }
+
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
-        if origin != public_origin {
+        // The decision page has `Referrer-Policy: no-referrer`, so browsers
+        // send `Origin: null` on its own form post (Fetch standard,
+        // "serializing a request origin"). `null` passes only together with
+        // `Sec-Fetch-Site: same-origin`, because on its own it may also come
+        // from a sandboxed frame or a page on another site.
+        let same_origin_null = origin == "null" && fetch_site == Some("same-origin");
+        if origin != public_origin && !same_origin_null {
             return Some(format!(
                 "Origin `{}` is not {public_origin}",
                 truncate_header(origin)
@@ -386,11 +395,9 @@ fn detail_rows(details: &Value) -> Vec<(String, String)> {
 fn detail_text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
-        Value::Array(items) if items.iter().all(is_plain) => items
-            .iter()
-            .map(detail_text)
-            .collect::<Vec<_>>()
-            .join(", "),
+        Value::Array(items) if items.iter().all(is_plain) => {
+            items.iter().map(detail_text).collect::<Vec<_>>().join(", ")
+        }
         other => other.to_string(),
     }
 }
@@ -444,6 +451,14 @@ mod tests {
             (&[("sec-fetch-site", "none")], true),
             (&[("origin", "http://localhost:18400")], true),
             (&[("origin", "null")], true),
+            (
+                &[("sec-fetch-site", "same-origin"), ("origin", "null")],
+                false,
+            ),
+            (
+                &[("sec-fetch-site", "cross-site"), ("origin", "null")],
+                true,
+            ),
             (&[("origin", "http://127.0.0.1:18300.evil.test")], true),
             (
                 &[

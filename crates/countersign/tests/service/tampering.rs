@@ -283,6 +283,27 @@ async fn null_origin_decision_is_rejected() {
     assert_cross_site_rejected(&[("origin", "null")]).await;
 }
 
+/// Chromium's own post from the decision page: `Referrer-Policy: no-referrer`
+/// turns its `Origin` into `null`, and Fetch Metadata says `same-origin`.
+#[tokio::test]
+async fn same_origin_post_with_null_origin_is_accepted() {
+    let fixture = Fixture::start().await;
+    let id = fixture.create().await;
+    let browser = fixture.browser();
+    let page = signed_in(&fixture, &browser, &id, TestUser::manager()).await;
+    let csrf = page.csrf();
+
+    let response = browser
+        .post_decision(
+            &[("csrf", &csrf), ("decision", "approve")],
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+
+    assert_eq!(response.status, StatusCode::OK, "{}", response.html);
+    assert_eq!(fixture.status(&id).await["status"], "approved");
+}
+
 #[tokio::test]
 async fn lax_cookie_stays_off_cross_site_post() {
     let fixture = Fixture::start().await;
