@@ -76,8 +76,8 @@ client_id = "countersign"
 allowed_origins = ["http://localhost:18400"]
 
 [limits]
-# The fuzzer creates many requests with one key; a lower limit would
-# answer most of them with 429.
+# The fuzzer creates many requests with one key, and a lower limit would
+# reject most of them with 429.
 create_per_minute = 100000
 
 [[api_keys]]

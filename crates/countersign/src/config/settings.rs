@@ -83,7 +83,7 @@ pub struct ApprovalSettings {
 /// Time and rate limits of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
-    /// Longest time from receiving a request to sending the response head.
+    /// Maximum time from receiving a request to sending the response head.
     pub request_timeout: Duration,
     /// Approval requests one API key may create per minute (also the burst).
     pub create_per_minute: u32,

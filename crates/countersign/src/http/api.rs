@@ -42,7 +42,7 @@ fn parse_id(text: &str) -> Result<ApprovalId, Problem> {
     "lifetime_seconds": 300
 }))]
 pub struct CreateRequest {
-    /// What is being approved, 1 to 100 characters.
+    /// The action to approve, 1 to 100 characters.
     #[schema(example = "refund", min_length = 1, max_length = 100)]
     action: String,
     /// The line the approver reads first, 1 to 500 characters.
@@ -52,8 +52,8 @@ pub struct CreateRequest {
         max_length = 500
     )]
     summary: String,
-    /// Facts shown to the approver as a table of the top-level fields; at
-    /// most 16 KiB as canonical JSON and nested at most 10 levels deep.
+    /// Facts shown to the approver as a table of the top-level fields. At
+    /// most 16 KiB as canonical JSON, nested at most 10 levels deep.
     #[schema(value_type = Object, example = json!({"order": "1001", "amount": "49.90", "currency": "EUR"}))]
     details: Map<String, Value>,
     requester: RequesterBody,

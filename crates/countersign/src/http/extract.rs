@@ -10,10 +10,11 @@ use serde_json::error::Category;
 use super::problem::Problem;
 use crate::codes::ErrorCode;
 
-/// A JSON body. The content type must be `application/json` (or another
-/// `+json` type), the body must fit the body limit, and it must deserialize
-/// into `T`; otherwise the request gets `unsupported_media_type`,
-/// `payload_too_large` or `invalid_request` naming the offending field.
+/// A JSON body of type `T`. A body sent with another content type than
+/// `application/json` (or another `+json` type) gets
+/// `unsupported_media_type`, and one over the body limit gets
+/// `payload_too_large`. A body that does not deserialize into `T` gets
+/// `invalid_request`, naming the offending field.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>

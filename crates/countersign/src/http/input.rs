@@ -1,8 +1,8 @@
 //! Character and shape rules of the host API that the approvals service
 //! does not check itself. The service checks lengths, blank values and
 //! control characters in the text fields, the size of `details` and the
-//! origin; these rules add what could mislead the approver on the decision
-//! page or a reader of the log.
+//! origin. These rules add checks for text that could mislead the approver
+//! on the decision page or a reader of the log.
 
 use serde_json::{Map, Value};
 
@@ -50,7 +50,7 @@ pub fn check_plain_text(field: &str, text: &str) -> Result<(), Problem> {
     }
 }
 
-/// Rejects an `origin` that is too long or holds any control or
+/// Rejects an `origin` that is too long or contains a control or
 /// formatting character, before the service quotes it in an error.
 pub fn check_origin_text(origin: &str) -> Result<(), Problem> {
     if origin.chars().count() > MAX_ORIGIN_CHARS {

@@ -95,7 +95,7 @@ where
     })
 }
 
-/// Keys IPv6 clients by their /64 network, because one host usually holds
+/// Keys IPv6 clients by their /64 network, because one host usually gets
 /// a whole /64 and could otherwise pick a fresh address per request.
 fn limit_key(client: IpAddr) -> IpAddr {
     match client {
@@ -274,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_entry_stops_at_the_proxy_that_added_it() {
+    fn garbage_entry_stops_at_its_proxy() {
         let headers = forwarded(&["203.0.113.9, not-an-address"]);
 
         let client = client_address(Some(ip("10.0.0.2")), &headers, &[net("10.0.0.0/8")]);

@@ -4,8 +4,8 @@
 //! `api_router` registers each documented handler together with its
 //! description, so a documented route always exists and a route added here
 //! is always documented. Routes outside the document (the popup pages and
-//! `/healthz`) are added in `http::router`; a test checks that every route
-//! of the router is in the document or listed there with a reason.
+//! `/healthz`) are added in `http::router`. A test checks that every route
+//! of the router is in the document or excluded with a reason.
 
 use std::sync::OnceLock;
 
@@ -53,7 +53,7 @@ impl Modify for ApiKeyScheme {
     }
 }
 
-/// The documented routes: the host API and this document.
+/// Builds the documented routes: the host API and this document.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::create))

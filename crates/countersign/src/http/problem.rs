@@ -138,7 +138,7 @@ pub struct ProblemBody<'a> {
     /// The HTTP status code of the response.
     #[schema(example = 400)]
     status: u16,
-    /// What was wrong with this request and how to fix it; it may change.
+    /// The reason for the rejection and how to fix it, for people; it may change.
     #[schema(example = "lifetime_seconds is 5; it must be from 30 to 1800")]
     detail: &'a str,
     /// The stable error code to match on.
