@@ -285,3 +285,83 @@ mod tests {
         assert!(extract_roles(&claims, &[]).is_empty());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Claims whose keys come from a small alphabet with dots, so that
+    /// random paths often name existing keys, including dotted ones.
+    fn claims() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i32>().prop_map(Value::from),
+            "[a-c./]{0,4}".prop_map(Value::String),
+        ];
+        let tree = leaf.prop_recursive(4, 64, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map("[a-c.]{1,3}", inner, 0..5)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+            ]
+        });
+        prop::collection::btree_map("[a-c.]{1,3}", tree, 0..5)
+            .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>()))
+    }
+
+    fn role_paths() -> impl Strategy<Value = Vec<String>> {
+        prop::collection::vec("([a-c.]|\\$\\{client_id\\}){0,6}", 0..4)
+    }
+
+    /// Collects every string value in `value` at any depth. Object keys are
+    /// left out.
+    fn string_values(value: &Value, found: &mut BTreeSet<String>) {
+        match value {
+            Value::String(text) => {
+                found.insert(text.clone());
+            }
+            Value::Array(items) => items.iter().for_each(|item| string_values(item, found)),
+            Value::Object(members) => members
+                .values()
+                .for_each(|member| string_values(member, found)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn roles_are_non_empty_strings_of_the_claims(
+            claims in claims(),
+            paths in role_paths(),
+            client_id in "[a-c.]{0,3}",
+        ) {
+            let mut present = BTreeSet::new();
+            string_values(&claims, &mut present);
+
+            let literal = extract_roles(&claims, &paths);
+            let for_client = extract_roles_for_client(&claims, &paths, &client_id);
+
+            for role in literal.iter().chain(&for_client) {
+                prop_assert!(!role.is_empty());
+                prop_assert!(present.contains(role), "{role:?} is not a string in {claims}");
+            }
+        }
+
+        #[test]
+        fn top_level_array_gives_its_strings(
+            name in "[a-z_]{1,12}",
+            roles in prop::collection::vec("\\PC{0,8}", 0..6),
+        ) {
+            let claims = serde_json::json!({ name.clone(): roles.clone() });
+            let expected: BTreeSet<String> = roles.into_iter().filter(|role| !role.is_empty()).collect();
+
+            prop_assert_eq!(extract_roles(&claims, &[name]), expected);
+        }
+    }
+}

@@ -167,3 +167,123 @@ mod tests {
     const EXPECTED_REFUND_HASH: &str =
         "sha256:1b6d4d21cd6ca49399dfbd2cd7e84f02e0835ec97d49327d7a2520e79bd3f080";
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    use super::*;
+
+    /// Any JSON value up to a few levels deep, with keys and strings that
+    /// include escapes and non-ASCII characters.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("JSON has no NaN or infinity", |number| number.is_finite())
+                .prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("\\PC{0,6}", inner, 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect::<Map<_, _>>())),
+            ]
+        })
+    }
+
+    /// Writes `value` as JSON text with object members in reverse order and
+    /// `space` around every token, so the text differs from the usual form
+    /// while it still parses to an equal value.
+    fn write_reordered(value: &Value, space: &str, out: &mut String) {
+        match value {
+            Value::Array(items) => {
+                out.push('[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(space);
+                    write_reordered(item, space, out);
+                    out.push_str(space);
+                }
+                out.push(']');
+            }
+            Value::Object(members) => {
+                out.push('{');
+                for (index, (key, member)) in members.iter().rev().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(space);
+                    out.push_str(&Value::String(key.clone()).to_string());
+                    out.push_str(space);
+                    out.push(':');
+                    out.push_str(space);
+                    write_reordered(member, space, out);
+                }
+                out.push_str(space);
+                out.push('}');
+            }
+            scalar => out.push_str(&scalar.to_string()),
+        }
+    }
+
+    fn whitespace() -> impl Strategy<Value = String> {
+        "[ \t\r\n]{0,3}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn hash_ignores_key_order_and_whitespace(value in json_value(), space in whitespace()) {
+            let mut reordered_text = String::new();
+            write_reordered(&value, &space, &mut reordered_text);
+            let reordered: Value = serde_json::from_str(&reordered_text).unwrap();
+            let usual: Value = serde_json::from_str(&value.to_string()).unwrap();
+
+            prop_assert_eq!(hash_canonical(&reordered).unwrap(), hash_canonical(&usual).unwrap());
+        }
+
+        #[test]
+        fn canonical_form_is_a_fixed_point(value in json_value()) {
+            let canonical = serde_json_canonicalizer::to_vec(&value).unwrap();
+            let reparsed: Value = serde_json::from_slice(&canonical).unwrap();
+
+            prop_assert_eq!(serde_json_canonicalizer::to_vec(&reparsed).unwrap(), canonical);
+        }
+
+        #[test]
+        fn hash_is_sha256_in_lowercase_hex(value in json_value()) {
+            let hash = hash_canonical(&value).unwrap();
+
+            let digest = hash.as_str().strip_prefix("sha256:").unwrap();
+            prop_assert_eq!(digest.len(), 64);
+            prop_assert!(digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            prop_assert_eq!(PayloadHash::parse(hash.as_str()), Some(hash.clone()));
+        }
+
+        #[test]
+        fn payload_hash_ignores_detail_key_order(
+            details in json_value(),
+            action in "\\PC{0,12}",
+            sub in "\\PC{0,12}",
+            name in "\\PC{0,12}",
+        ) {
+            let mut reordered_text = String::new();
+            write_reordered(&details, " ", &mut reordered_text);
+            let reordered: Value = serde_json::from_str(&reordered_text).unwrap();
+            let usual: Value = serde_json::from_str(&details.to_string()).unwrap();
+
+            prop_assert_eq!(
+                hash_payload(&action, &reordered, &sub, &name).unwrap(),
+                hash_payload(&action, &usual, &sub, &name).unwrap()
+            );
+        }
+    }
+}

@@ -37,6 +37,20 @@ pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Loaded
     Ok(Loaded { settings, warnings })
 }
 
+/// Loads the configuration from TOML text that is already in memory and the
+/// given environment, as [`load`] does with a file.
+///
+/// `origin` names the text in messages, in place of a file path.
+pub fn load_toml_str(
+    text: &str,
+    origin: &Path,
+    env: &HashMap<String, String>,
+) -> Result<Loaded, ConfigError> {
+    let (raw, warnings) = RawConfig::read_text(Some((text, origin)), env)?;
+    let settings = Settings::validate(raw)?;
+    Ok(Loaded { settings, warnings })
+}
+
 /// Loads the configuration from the file named by `file` or by
 /// `COUNTERSIGN_CONFIG`, using the process environment.
 pub fn load_from_process_env(file: Option<PathBuf>) -> Result<Loaded, ConfigError> {

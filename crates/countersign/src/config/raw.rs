@@ -116,6 +116,24 @@ impl RawConfig {
         file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<(Self, Vec<String>), ConfigError> {
+        match file {
+            Some(path) => {
+                let text = read_file(path)?;
+                Self::read_text(Some((&text, path)), env)
+            }
+            None => Self::read_text(None, env),
+        }
+    }
+
+    /// Reads TOML text that is already in memory, then the environment.
+    ///
+    /// `origin` names the text in messages, as the file path does in
+    /// [`Self::read`]. An `oidc.client_secret_file` key is still read from
+    /// disk unless the environment sets the client secret itself.
+    pub fn read_text(
+        toml: Option<(&str, &Path)>,
+        env: &HashMap<String, String>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
         let mut raw = RawConfig {
@@ -123,9 +141,9 @@ impl RawConfig {
             ..RawConfig::default()
         };
 
-        if let Some(path) = file {
-            let table = read_file(path)?;
-            raw.read_table(&table, path, &mut problems, &mut warnings);
+        if let Some((text, origin)) = toml {
+            let table = parse_toml(text, origin)?;
+            raw.read_table(&table, origin, &mut problems, &mut warnings);
         }
         raw.read_env(env, &mut problems, &mut warnings);
         raw.read_client_secret(env, &mut problems);
@@ -339,15 +357,21 @@ impl RawConfig {
     }
 }
 
-fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
-    let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|error| {
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|error| {
         ConfigError::single(format!(
-            "cannot read the config file {file}: {error}; check the path given by --config or {ENV_CONFIG_PATH}"
+            "cannot read the config file {}: {error}; check the path given by --config or {ENV_CONFIG_PATH}",
+            path.display()
         ))
-    })?;
+    })
+}
+
+fn parse_toml(text: &str, origin: &Path) -> Result<toml::Table, ConfigError> {
     text.parse::<toml::Table>().map_err(|error| {
-        ConfigError::single(format!("the config file {file} is not valid TOML: {error}"))
+        ConfigError::single(format!(
+            "the config file {} is not valid TOML: {error}",
+            origin.display()
+        ))
     })
 }
 
@@ -416,6 +440,34 @@ mod tests {
         assert_eq!(
             value,
             Some(RawValue::List(vec!["a".into(), "b".into(), "c".into()]))
+        );
+    }
+
+    #[test]
+    fn text_is_read_like_a_file() {
+        let text = "[oidc]\nclient_id = \"countersign\"\nflavour = \"mild\"\n";
+
+        let (raw, warnings) =
+            RawConfig::read_text(Some((text, Path::new("inline.toml"))), &HashMap::new()).unwrap();
+
+        let client_id = raw.get("oidc.client_id").unwrap();
+        assert_eq!(client_id.value, RawValue::Text("countersign".into()));
+        assert_eq!(client_id.source, "`oidc.client_id` in inline.toml");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("`oidc.flavour`"), "{warnings:?}");
+    }
+
+    #[test]
+    fn invalid_toml_text_names_its_origin() {
+        let error =
+            RawConfig::read_text(Some(("[oidc", Path::new("inline.toml"))), &HashMap::new())
+                .unwrap_err();
+
+        assert_eq!(error.problems.len(), 1);
+        assert!(
+            error.problems[0].starts_with("the config file inline.toml is not valid TOML"),
+            "{:?}",
+            error.problems
         );
     }
 
