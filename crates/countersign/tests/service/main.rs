@@ -6,6 +6,7 @@
 
 mod api;
 mod bad_input;
+mod config_check;
 mod flow;
 mod hardening;
 mod hostile_idp;

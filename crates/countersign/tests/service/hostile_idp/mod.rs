@@ -102,6 +102,8 @@ pub type TokenForge = Arc<dyn Fn(&Value, &SigningKey) -> String + Send + Sync>;
 struct Script {
     /// The `issuer` member of the discovery document, when it lies.
     discovery_issuer: Option<String>,
+    /// Members left out of the discovery document.
+    discovery_omitted: Vec<String>,
     /// The `jwks_uri` member of the discovery document, when it points elsewhere.
     jwks_uri: Option<String>,
     signing_key: Arc<SigningKey>,
@@ -145,6 +147,7 @@ impl HostileIdp {
         let key = SigningKey::rsa("rsa-1");
         let script = Script {
             discovery_issuer: None,
+            discovery_omitted: Vec::new(),
             jwks_uri: None,
             signing_key: key.clone(),
             published: vec![key.clone()],
@@ -195,6 +198,11 @@ impl HostileIdp {
 
     pub fn set_discovery_issuer(&self, issuer: &str) {
         self.script().discovery_issuer = Some(issuer.to_owned());
+    }
+
+    /// Leaves `member` out of the discovery document.
+    pub fn omit_from_discovery(&self, member: &str) {
+        self.script().discovery_omitted.push(member.to_owned());
     }
 
     pub fn set_jwks_uri(&self, jwks_uri: &str) {
@@ -285,7 +293,7 @@ fn discovery(state: &IdpState) -> Response {
     let script = state.script.lock().unwrap();
     let announced = script.discovery_issuer.clone().unwrap_or(issuer.clone());
     let jwks_uri = script.jwks_uri.clone().unwrap_or(format!("{issuer}/certs"));
-    Json(json!({
+    let mut document = json!({
         "issuer": announced,
         "authorization_endpoint": format!("{issuer}/auth"),
         "token_endpoint": format!("{issuer}/token"),
@@ -296,8 +304,13 @@ fn discovery(state: &IdpState) -> Response {
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"]
-    }))
-    .into_response()
+    });
+    if let Some(members) = document.as_object_mut() {
+        for member in &script.discovery_omitted {
+            members.remove(member);
+        }
+    }
+    Json(document).into_response()
 }
 
 fn jwks(state: &IdpState) -> Response {
