@@ -157,6 +157,9 @@ export async function startStack({ countersign = true, shop = true, config = {},
           database: { path: path.join(runDir, "countersign.sqlite") },
           oidc: { issuer: stack.keycloak.countersignIssuer, client_id: DEMO_CLIENTS.countersign.clientId },
           approvals: { allowed_origins: [shopUrl] },
+          // Every browser test signs in from 127.0.0.1, so the whole suite
+          // shares one client address in the popup's rate limit.
+          limits: { popup_per_minute: 600 },
         },
         config,
       );

@@ -2,8 +2,10 @@
 //!
 //! Every page carries a Content-Security-Policy whose only script source is
 //! a per-response nonce, `frame-ancestors 'none'` and `Referrer-Policy:
-//! no-referrer`. No Cross-Origin-Opener-Policy is sent, because it would
-//! sever `window.opener` and the result page could not notify the opener.
+//! no-referrer`. Their Cross-Origin-Opener-Policy is `unsafe-none` (set by
+//! the security-header middleware), because any stricter value on a page in
+//! the popup's history severs `window.opener`, and the result page could
+//! not notify the opener.
 
 use askama::Template;
 use axum::extract::rejection::{FormRejection, QueryRejection};
