@@ -7,8 +7,8 @@
  * only on the decision that the consume call returns.
  */
 
-/** Reason why `requestApproval` rejected. */
-export type CountersignErrorCode = "popup_blocked" | "rejected" | "expired" | "failed";
+/** Reason why `requestApproval` or `followApproval` rejected. */
+export type CountersignErrorCode = "popup_blocked" | "rejected" | "expired" | "failed" | "aborted" | "timeout";
 
 /** Error with a stable `code`, and the approval `id` once one is known. */
 export class CountersignError extends Error {
@@ -23,24 +23,56 @@ export class CountersignError extends Error {
   }
 }
 
-/** Response of `POST /api/v1/approvals`, passed through by the host backend. */
-export interface CreatedApproval {
+/** The fields of a create response that the SDK needs to follow a request. */
+export interface ApprovalLinks {
   id: string;
   approval_url: string;
   events_url: string;
+}
+
+/** Response of `POST /api/v1/approvals`, passed through by the host backend. */
+export interface CreatedApproval extends ApprovalLinks {
   status?: string;
   expires_at?: string;
 }
 
-export interface RequestApprovalOptions {
+/** Handle of a request that is still pending, passed to `onClosed`. */
+export interface PendingApproval {
+  readonly id: string;
+  /**
+   * Opens the approval page in a new popup, or focuses the popup that is
+   * still open. Call it synchronously inside a click handler. Returns false
+   * when the browser blocked the popup or the request has settled.
+   */
+  reopen(): boolean;
+}
+
+export interface FollowOptions {
   /** Origin of the Countersign service, for example `http://127.0.0.1:18300`. */
   countersignOrigin: string;
-  /** Callback that makes the host backend create the approval request. Called after the popup is open. */
-  create: () => CreatedApproval | PromiseLike<CreatedApproval>;
   /** Features for `window.open`. The default is a 480 × 640 popup centred on the window. */
   popupFeatures?: string;
-  /** Signal whose abort closes the popup and rejects with `signal.reason`. */
+  /** Signal whose abort closes the popups and rejects with code `aborted` (the cause is `signal.reason`). */
   signal?: AbortSignal;
+  /** Milliseconds after the call at which the SDK closes the popups and rejects with code `timeout`. */
+  timeout?: number;
+  /**
+   * Called when no popup of the request is reachable: the user closed it, a
+   * page with Cross-Origin-Opener-Policy cut it off from this window (both
+   * read as `popup.closed`), or `followApproval` started without one. The
+   * request stays pending and the status stream still settles the promise.
+   */
+  onClosed?: (approval: PendingApproval) => void;
+}
+
+export interface RequestApprovalOptions extends FollowOptions {
+  /** Callback that makes the host backend create the approval request. Called after the popup is open. */
+  create: () => CreatedApproval | PromiseLike<CreatedApproval>;
+}
+
+export interface FollowApprovalOptions extends FollowOptions {
+  /** The request to follow, as the create response returned it. */
+  approval: ApprovalLinks;
 }
 
 export interface ApprovalResult {
@@ -50,6 +82,10 @@ export interface ApprovalResult {
 
 const RESULT_MESSAGE_TYPE = "countersign:result";
 const EVENT_SOURCE_CLOSED = 2;
+/** Interval of the `popup.closed` check, so `onClosed` runs within about half a second. */
+const CLOSED_CHECK_MS = 500;
+
+let popupCount = 0;
 
 /**
  * Opens the approval popup, creates the request through `options.create` and
@@ -61,90 +97,143 @@ const EVENT_SOURCE_CLOSED = 2;
  * request's Server-Sent Events stream.
  */
 export function requestApproval(options: RequestApprovalOptions): Promise<ApprovalResult> {
-  const { signal } = options;
-  if (signal?.aborted) {
-    return Promise.reject(signal.reason);
+  const origin = checkStart(options);
+  if (origin instanceof CountersignError) {
+    return Promise.reject(origin);
   }
-
-  let origin: string;
-  try {
-    origin = new URL(options.countersignOrigin).origin;
-  } catch (error) {
-    return Promise.reject(
-      new CountersignError("failed", `countersignOrigin is not a valid URL: ${options.countersignOrigin}`, undefined, error),
-    );
-  }
-
-  let opened: Window | null = null;
-  try {
-    opened = window.open("about:blank", "countersign", options.popupFeatures ?? centredPopupFeatures());
-  } catch {
-    opened = null;
-  }
-  if (!opened) {
+  const popup = openPopup("about:blank", options.popupFeatures);
+  if (!popup) {
     return Promise.reject(
       new CountersignError("popup_blocked", "The browser blocked the approval popup. Allow popups for this site and try again."),
     );
   }
-  const popup: Window = opened;
+  const created = Promise.resolve()
+    .then(() => options.create())
+    .then(undefined, (error: unknown) => {
+      throw new CountersignError("failed", "Creating the approval request failed.", undefined, error);
+    });
+  return track(options, origin, popup, created);
+}
+
+/**
+ * Follows a request that already exists, for example after a reload of the
+ * page that created it, without opening a popup. `onClosed` runs at once, so
+ * the page can offer `reopen()` from a click.
+ */
+export function followApproval(options: FollowApprovalOptions): Promise<ApprovalResult> {
+  const origin = checkStart(options);
+  if (origin instanceof CountersignError) {
+    return Promise.reject(origin);
+  }
+  return track(options, origin, undefined, Promise.resolve(options.approval));
+}
+
+/** Returns the origin of `countersignOrigin`, or the error to reject with before anything opens. */
+function checkStart(options: FollowOptions): string | CountersignError {
+  const { signal } = options;
+  if (signal?.aborted) {
+    return new CountersignError("aborted", "The approval was cancelled.", undefined, signal.reason);
+  }
+  try {
+    return new URL(options.countersignOrigin).origin;
+  } catch (error) {
+    return new CountersignError("failed", `countersignOrigin is not a valid URL: ${options.countersignOrigin}`, undefined, error);
+  }
+}
+
+/**
+ * Opens a popup under a window name of its own. A shared name would make a
+ * second request, or a reopen after a reload, navigate a popup that is
+ * already in use.
+ */
+function openPopup(url: string, features: string | undefined): Window | null {
+  popupCount += 1;
+  const name = `countersign-${popupCount}-${Math.random().toString(36).slice(2)}`;
+  try {
+    return window.open(url, name, features ?? centredPopupFeatures());
+  } catch {
+    return null;
+  }
+}
+
+function track(
+  options: FollowOptions,
+  origin: string,
+  firstPopup: Window | undefined,
+  created: Promise<ApprovalLinks>,
+): Promise<ApprovalResult> {
+  const { signal, timeout, onClosed } = options;
 
   return new Promise<ApprovalResult>((resolve, reject) => {
-    let settled = false;
-    let id: string | undefined;
+    // Every popup that this call opened, for the message check; `popup` is the
+    // one that the closed check watches.
+    const popups: Window[] = firstPopup ? [firstPopup] : [];
+    let popup = firstPopup;
+    let links: ApprovalLinks | undefined;
     let events: EventSource | undefined;
+    let settled = false;
+    let closedReported = false;
 
-    const cleanUp = (): void => {
+    const end = (outcome: ApprovalResult | CountersignError, closePopups: boolean): void => {
+      if (settled) return;
       settled = true;
       window.removeEventListener("message", onMessage);
       signal?.removeEventListener("abort", onAbort);
       events?.close();
+      clearInterval(closedCheck);
+      clearTimeout(timer);
+      if (closePopups) {
+        for (const opened of popups) opened.close();
+      }
+      if (outcome instanceof CountersignError) {
+        reject(outcome);
+      } else {
+        resolve(outcome);
+      }
     };
 
-    const fail = (message: string, cause?: unknown): void => {
-      if (settled) return;
-      cleanUp();
-      popup.close();
-      reject(new CountersignError("failed", message, id, cause));
+    const fail = (error: unknown): void => {
+      end(
+        error instanceof CountersignError
+          ? error
+          : new CountersignError("failed", "Following the approval request failed.", links?.id, error),
+        true,
+      );
     };
 
     // Pending and unknown statuses are ignored, so only a final status settles.
     const finish = (status: unknown): void => {
-      if (settled || id === undefined) return;
+      if (!links) return;
       if (status === "approved") {
-        cleanUp();
-        resolve({ id, status });
+        end({ id: links.id, status }, false);
       } else if (status === "rejected" || status === "expired") {
-        cleanUp();
-        reject(new CountersignError(status, `The approval request was ${status}.`, id));
+        end(new CountersignError(status, `The approval request was ${status}.`, links.id), false);
       }
     };
 
     // Any page can post to this window, so a message counts only when it comes
-    // from the Countersign origin and from the popup that this call opened.
+    // from the Countersign origin and from a popup that this call opened.
     function onMessage(event: MessageEvent): void {
       const data: unknown = event.data;
       if (
         event.origin === origin &&
-        event.source === popup &&
+        popups.includes(event.source as Window) &&
         isRecord(data) &&
         data["type"] === RESULT_MESSAGE_TYPE &&
-        data["id"] === id
+        data["id"] === links?.id
       ) {
         finish(data["status"]);
       }
     }
 
     function onAbort(): void {
-      if (settled) return;
-      cleanUp();
-      popup.close();
-      reject(signal?.reason);
+      end(new CountersignError("aborted", "The approval was cancelled.", links?.id, signal?.reason), true);
     }
 
     const onStatus = (event: MessageEvent): void => {
       try {
         const data: unknown = JSON.parse(String(event.data));
-        if (isRecord(data) && data["id"] === id) {
+        if (isRecord(data) && data["id"] === links?.id) {
           finish(data["status"]);
         }
       } catch {
@@ -156,52 +245,79 @@ export function requestApproval(options: RequestApprovalOptions): Promise<Approv
     // (readyState CLOSED) only on a fatal response such as 404 or a CORS refusal.
     const onStreamError = (): void => {
       if (events?.readyState === EVENT_SOURCE_CLOSED) {
-        fail("The status stream of the approval request failed. Check that the shop's origin is registered at Countersign.");
+        fail(
+          new CountersignError(
+            "failed",
+            "The status stream of the approval request failed. Check that the page's origin is registered at Countersign.",
+            links?.id,
+          ),
+        );
       }
     };
 
-    const isOnCountersign = (url: unknown): boolean => {
-      try {
-        return typeof url === "string" && new URL(url).origin === origin;
-      } catch {
-        return false;
-      }
+    const handle = (id: string): PendingApproval => ({
+      id,
+      reopen(): boolean {
+        if (settled || !links) return false;
+        if (popup && !popup.closed) {
+          popup.focus();
+          return true;
+        }
+        const opened = openPopup(links.approval_url, options.popupFeatures);
+        if (!opened) return false;
+        popups.push(opened);
+        popup = opened;
+        closedReported = false;
+        return true;
+      },
+    });
+
+    // With Cross-Origin-Opener-Policy in the popup's history, `closed` reads
+    // true while the popup is still open, so this only reports and never settles.
+    const checkClosed = (): void => {
+      if (settled || !links || closedReported || (popup && !popup.closed)) return;
+      closedReported = true;
+      popup = undefined;
+      onClosed?.(handle(links.id));
     };
 
-    const follow = (created: CreatedApproval): void => {
+    const start = (response: ApprovalLinks): void => {
       if (settled) return;
-      if (!isRecord(created) || typeof created.id !== "string" || created.id === "") {
-        fail("The create response has no approval id.");
-        return;
+      if (!isRecord(response) || typeof response.id !== "string" || response.id === "") {
+        throw new CountersignError("failed", "The create response has no approval id.");
       }
-      if (!isOnCountersign(created.approval_url) || !isOnCountersign(created.events_url)) {
-        fail(`The approval_url and events_url of the create response must be on ${origin}.`);
-        return;
-      }
-      if (popup.closed) {
-        fail("The approval popup was closed before the request was created.");
-        return;
+      if (!isOnOrigin(response.approval_url, origin) || !isOnOrigin(response.events_url, origin)) {
+        throw new CountersignError("failed", `The approval_url and events_url of the create response must be on ${origin}.`);
       }
 
-      id = created.id;
+      links = { id: response.id, approval_url: response.approval_url, events_url: response.events_url };
       window.addEventListener("message", onMessage);
-      events = new EventSource(created.events_url);
+      events = new EventSource(links.events_url);
       events.addEventListener("status", onStatus);
       events.addEventListener("error", onStreamError);
-      try {
-        popup.location.replace(created.approval_url);
-      } catch (error) {
-        fail("Opening the approval page in the popup failed.", error);
+      if (popup && !popup.closed) {
+        popup.location.replace(links.approval_url);
       }
+      setTimeout(checkClosed);
     };
 
+    const closedCheck = setInterval(checkClosed, CLOSED_CHECK_MS);
+    const timer =
+      timeout === undefined
+        ? undefined
+        : setTimeout(() => end(new CountersignError("timeout", `No decision arrived within ${timeout} ms.`, links?.id), true), timeout);
     signal?.addEventListener("abort", onAbort);
 
-    Promise.resolve()
-      .then(() => options.create())
-      .then(follow, (error: unknown) => fail("Creating the approval request failed.", error))
-      .catch((error: unknown) => fail("Following the approval request failed.", error));
+    created.then(start).catch(fail);
   });
+}
+
+function isOnOrigin(url: unknown, origin: string): boolean {
+  try {
+    return typeof url === "string" && new URL(url).origin === origin;
+  } catch {
+    return false;
+  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { gzipSync } from "node:zlib";
 
-import { CountersignError, requestApproval } from "../dist/countersign.js";
-import { FakeEventSource, installFakes, settle } from "./fakes.js";
+import { CountersignError, followApproval, requestApproval } from "../dist/countersign.js";
+import { FakeEventSource, activeIntervalCount, installFakes, settle, sleep } from "./fakes.js";
 
 const ORIGIN = "http://127.0.0.1:18300";
 const ID = "abc123";
@@ -26,6 +24,15 @@ async function startFollowing(fakeWindow, options = {}) {
   promise.catch(() => {});
   await settle();
   return { promise, popup: fakeWindow.popup, events: FakeEventSource.instances[0] };
+}
+
+/** Waits until `condition()` holds, checking every 20 ms for at most 3 s. */
+async function waitFor(condition) {
+  const deadline = Date.now() + 3_000;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, `condition not met within 3 s: ${condition}`);
+    await sleep(20);
+  }
 }
 
 function resultMessage(popup, overrides = {}) {
@@ -100,6 +107,7 @@ test("approved message resolves and cleans up", async () => {
   assert.deepEqual(await promise, { id: ID, status: "approved" });
   assert.equal(fakeWindow.listenerCount("message"), 0);
   assert.equal(events.closed, true);
+  assert.equal(activeIntervalCount(), 0);
 });
 
 test("message filter ignores foreign messages", async () => {
@@ -297,20 +305,26 @@ test("invalid countersignOrigin fails without popup", async () => {
   assert.equal(fakeWindow.openCalls.length, 0);
 });
 
-test("popup closed before create resolves fails", async () => {
+test("popup closed before create resolves still follows", async () => {
   const fakeWindow = installFakes();
   let resolveCreate;
+  const closedCalls = [];
   const promise = requestApproval({
     countersignOrigin: ORIGIN,
     create: () => new Promise((resolve) => (resolveCreate = resolve)),
+    onClosed: (approval) => closedCalls.push(approval),
   });
 
   fakeWindow.popup.close();
   await settle();
   resolveCreate(created());
+  await waitFor(() => closedCalls.length === 1);
 
-  await assert.rejects(promise, { code: "failed" });
-  assert.equal(FakeEventSource.instances.length, 0);
+  assert.deepEqual(fakeWindow.popup.navigations, [], "a closed popup is not navigated");
+  assert.equal(closedCalls[0].id, ID);
+  assert.equal(FakeEventSource.instances.length, 1);
+  FakeEventSource.instances[0].emit("status", { id: ID, status: "approved" });
+  assert.deepEqual(await promise, { id: ID, status: "approved" });
 });
 
 test("fatal stream error fails, reconnect does not", async () => {
@@ -329,7 +343,7 @@ test("fatal stream error fails, reconnect does not", async () => {
   assert.equal(fakeWindow.listenerCount("message"), 0);
 });
 
-test("abort rejects with the signal's reason", async () => {
+test("abort rejects with aborted and cleans up", async () => {
   const fakeWindow = installFakes();
   const controller = new AbortController();
   const { promise, popup, events } = await startFollowing(fakeWindow, { signal: controller.signal });
@@ -337,9 +351,37 @@ test("abort rejects with the signal's reason", async () => {
   const reason = new Error("cashier cancelled");
   controller.abort(reason);
 
-  await assert.rejects(promise, (error) => error === reason);
+  await assert.rejects(promise, (error) => {
+    assert.ok(error instanceof CountersignError);
+    assert.equal(error.code, "aborted");
+    assert.equal(error.id, ID);
+    assert.equal(error.cause, reason);
+    return true;
+  });
   assert.equal(popup.closed, true);
   assert.equal(events.closed, true);
+  assert.equal(fakeWindow.listenerCount("message"), 0);
+  assert.equal(activeIntervalCount(), 0);
+});
+
+test("abort during create closes popup", async () => {
+  const fakeWindow = installFakes();
+  const controller = new AbortController();
+  let resolveCreate;
+  const promise = requestApproval({
+    countersignOrigin: ORIGIN,
+    create: () => new Promise((resolve) => (resolveCreate = resolve)),
+    signal: controller.signal,
+  });
+
+  controller.abort();
+  await assert.rejects(promise, { code: "aborted", id: undefined });
+  resolveCreate(created());
+  await settle();
+
+  assert.equal(fakeWindow.popup.closed, true);
+  assert.deepEqual(fakeWindow.popup.navigations, []);
+  assert.equal(FakeEventSource.instances.length, 0, "a request settled during create must not open the stream");
   assert.equal(fakeWindow.listenerCount("message"), 0);
 });
 
@@ -348,10 +390,169 @@ test("already aborted signal opens no popup", async () => {
   const controller = new AbortController();
   controller.abort();
 
-  await assert.rejects(requestApproval({ countersignOrigin: ORIGIN, create: async () => created(), signal: controller.signal }), {
-    name: "AbortError",
+  await assert.rejects(requestApproval({ countersignOrigin: ORIGIN, create: async () => created(), signal: controller.signal }), (error) => {
+    assert.equal(error.code, "aborted");
+    assert.equal(error.cause?.name, "AbortError");
+    return true;
   });
   assert.equal(fakeWindow.openCalls.length, 0);
+});
+
+test("timeout rejects with timeout and cleans up", async () => {
+  const fakeWindow = installFakes();
+  const { promise, popup, events } = await startFollowing(fakeWindow, { timeout: 30 });
+
+  await assert.rejects(promise, (error) => {
+    assert.ok(error instanceof CountersignError);
+    assert.equal(error.code, "timeout");
+    assert.equal(error.id, ID);
+    return true;
+  });
+  assert.equal(popup.closed, true);
+  assert.equal(events.closed, true);
+  assert.equal(fakeWindow.listenerCount("message"), 0);
+  assert.equal(activeIntervalCount(), 0);
+});
+
+test("settled request clears its timeout", async () => {
+  const fakeWindow = installFakes();
+  const { promise, popup } = await startFollowing(fakeWindow, { timeout: 30 });
+
+  fakeWindow.postMessageFrom(resultMessage(popup));
+  assert.deepEqual(await promise, { id: ID, status: "approved" });
+  await sleep(60);
+
+  assert.equal(popup.closed, false, "the timeout fired after the request settled");
+});
+
+test("each popup gets its own window name", () => {
+  const fakeWindow = installFakes();
+  requestApproval({ countersignOrigin: ORIGIN, create: async () => created() }).catch(() => {});
+  requestApproval({ countersignOrigin: ORIGIN, create: async () => created() }).catch(() => {});
+
+  const [first, second] = fakeWindow.openCalls.map((call) => call.target);
+  assert.match(first, /^countersign-/);
+  assert.match(second, /^countersign-/);
+  assert.notEqual(first, second);
+});
+
+test("two requests do not settle each other", async () => {
+  const fakeWindow = installFakes();
+  const otherId = "def456";
+  const first = requestApproval({ countersignOrigin: ORIGIN, create: async () => created() });
+  const second = requestApproval({
+    countersignOrigin: ORIGIN,
+    create: async () => created({ id: otherId, events_url: `${ORIGIN}/api/v1/approvals/${otherId}/events?token=x` }),
+  });
+  let secondOutcome = "pending";
+  second.then(
+    () => (secondOutcome = "resolved"),
+    () => (secondOutcome = "rejected"),
+  );
+  await settle();
+  const [firstPopup, secondPopup] = fakeWindow.popups;
+  const [firstEvents, secondEvents] = FakeEventSource.instances;
+
+  // The first request's message, also when it claims the other id, must not settle the second.
+  fakeWindow.postMessageFrom(resultMessage(firstPopup, { data: { type: "countersign:result", id: otherId, status: "approved" } }));
+  fakeWindow.postMessageFrom(resultMessage(firstPopup));
+  firstEvents.emit("status", { id: ID, status: "approved" });
+  secondEvents.emit("status", { id: ID, status: "rejected" });
+  assert.deepEqual(await first, { id: ID, status: "approved" });
+  await settle();
+  assert.equal(secondOutcome, "pending");
+
+  fakeWindow.postMessageFrom(resultMessage(secondPopup, { data: { type: "countersign:result", id: otherId, status: "approved" } }));
+  assert.deepEqual(await second, { id: otherId, status: "approved" });
+});
+
+test("closed popup calls onClosed and keeps pending", async () => {
+  const fakeWindow = installFakes();
+  const closedCalls = [];
+  const { promise, popup, events } = await startFollowing(fakeWindow, { onClosed: (approval) => closedCalls.push(approval) });
+  let outcome = "pending";
+  promise.then(
+    () => (outcome = "resolved"),
+    () => (outcome = "rejected"),
+  );
+
+  popup.close();
+  const closedAt = Date.now();
+  await waitFor(() => closedCalls.length === 1);
+
+  assert.ok(Date.now() - closedAt < 2_000, "onClosed must run within 2 s");
+  assert.equal(closedCalls[0].id, ID);
+  assert.equal(outcome, "pending");
+  assert.equal(events.closed, false);
+  await sleep(600);
+  assert.equal(closedCalls.length, 1, "onClosed runs once per closed popup");
+});
+
+test("reopen opens approval_url and accepts its message", async () => {
+  const fakeWindow = installFakes();
+  const closedCalls = [];
+  const { promise, popup } = await startFollowing(fakeWindow, { onClosed: (approval) => closedCalls.push(approval) });
+  popup.close();
+  await waitFor(() => closedCalls.length === 1);
+
+  assert.equal(closedCalls[0].reopen(), true);
+  const reopened = fakeWindow.popup;
+  assert.notEqual(reopened, popup);
+  assert.equal(reopened.url, created().approval_url);
+  assert.notEqual(reopened.name, popup.name);
+
+  // A second reopen while the new popup is open focuses it.
+  assert.equal(closedCalls[0].reopen(), true);
+  assert.equal(fakeWindow.popups.length, 2);
+  assert.equal(reopened.focusCount, 1);
+
+  reopened.close();
+  await waitFor(() => closedCalls.length === 2);
+
+  fakeWindow.postMessageFrom(resultMessage(reopened));
+  assert.deepEqual(await promise, { id: ID, status: "approved" });
+  assert.equal(closedCalls[0].reopen(), false, "a settled request cannot reopen");
+});
+
+test("reopen returns false when blocked", async () => {
+  const fakeWindow = installFakes();
+  const closedCalls = [];
+  const { promise, popup } = await startFollowing(fakeWindow, { onClosed: (approval) => closedCalls.push(approval) });
+  promise.catch(() => {});
+  popup.close();
+  await waitFor(() => closedCalls.length === 1);
+
+  fakeWindow.blockPopups = true;
+  assert.equal(closedCalls[0].reopen(), false);
+});
+
+test("followApproval follows without a popup", async () => {
+  const fakeWindow = installFakes();
+  const closedCalls = [];
+  const promise = followApproval({ countersignOrigin: ORIGIN, approval: created(), onClosed: (approval) => closedCalls.push(approval) });
+  await waitFor(() => closedCalls.length === 1);
+
+  assert.equal(fakeWindow.openCalls.length, 0);
+  const [events] = FakeEventSource.instances;
+  assert.equal(events.url, created().events_url);
+
+  // A message from a window that this call did not open is ignored.
+  fakeWindow.postMessageFrom(resultMessage({}));
+  await settle();
+  events.emit("status", { id: ID, status: "approved" });
+  assert.deepEqual(await promise, { id: ID, status: "approved" });
+  assert.equal(fakeWindow.listenerCount("message"), 0);
+  assert.equal(activeIntervalCount(), 0);
+});
+
+test("followApproval checks the links", async () => {
+  installFakes();
+
+  await assert.rejects(
+    followApproval({ countersignOrigin: ORIGIN, approval: created({ events_url: "http://evil.example/events" }) }),
+    { code: "failed" },
+  );
+  assert.equal(FakeEventSource.instances.length, 0);
 });
 
 test("CountersignError carries code, id and name", () => {
@@ -363,11 +564,4 @@ test("CountersignError carries code, id and name", () => {
   assert.equal(error.id, ID);
   assert.equal(error.message, "The approval request was rejected.");
   assert.equal("cause" in error, false);
-});
-
-test("built file stays under 3 KB gzipped", () => {
-  // tsc output keeps comments and whitespace, so a minifier only makes it smaller.
-  const built = readFileSync(new URL("../dist/countersign.js", import.meta.url));
-
-  assert.ok(gzipSync(built, { level: 9 }).length < 3072);
 });

@@ -2,14 +2,21 @@
 // `open` and message listeners, the popup window, and `EventSource`.
 
 export class FakePopup {
-  constructor() {
+  constructor(url, name) {
+    this.url = url;
+    this.name = name;
     this.closed = false;
+    this.focusCount = 0;
     this.navigations = [];
-    this.location = { replace: (url) => this.navigations.push(url) };
+    this.location = { replace: (target) => this.navigations.push(target) };
   }
 
   close() {
     this.closed = true;
+  }
+
+  focus() {
+    this.focusCount += 1;
   }
 }
 
@@ -18,6 +25,7 @@ export class FakeWindow {
     this.blockPopups = blockPopups;
     this.openCalls = [];
     this.popup = undefined;
+    this.popups = [];
     this.listeners = new Map();
     this.screenX = 0;
     this.screenY = 0;
@@ -28,7 +36,8 @@ export class FakeWindow {
   open(url, target, features) {
     this.openCalls.push({ url, target, features });
     if (this.blockPopups) return null;
-    this.popup = new FakePopup();
+    this.popup = new FakePopup(url, target);
+    this.popups.push(this.popup);
     return this.popup;
   }
 
@@ -89,12 +98,40 @@ export class FakeEventSource {
   }
 }
 
+// The SDK checks `popup.closed` on an interval while a request is pending.
+// Tests leave some requests pending, so the interval must not keep Node's
+// event loop alive, and the tests check that a settled request cleared it.
+const activeIntervals = new Set();
+const nodeSetInterval = globalThis.setInterval;
+const nodeClearInterval = globalThis.clearInterval;
+globalThis.setInterval = (callback, ms, ...args) => {
+  const handle = nodeSetInterval(callback, ms, ...args).unref();
+  activeIntervals.add(handle);
+  return handle;
+};
+globalThis.clearInterval = (handle) => {
+  activeIntervals.delete(handle);
+  nodeClearInterval(handle);
+};
+
+/** Returns how many intervals are set and not cleared. */
+export function activeIntervalCount() {
+  return activeIntervals.size;
+}
+
+/** Waits `ms` milliseconds. */
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** Installs fresh fakes as globals and returns them. */
 export function installFakes(options) {
   const fakeWindow = new FakeWindow(options);
   globalThis.window = fakeWindow;
   globalThis.EventSource = FakeEventSource;
   FakeEventSource.instances = [];
+  for (const handle of activeIntervals) nodeClearInterval(handle);
+  activeIntervals.clear();
   return fakeWindow;
 }
 
