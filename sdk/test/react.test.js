@@ -2,14 +2,14 @@
 // fake window and EventSource of fakes.js.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 
 import { act, createElement, StrictMode } from "react";
 import TestRenderer from "react-test-renderer";
 
 import { CountersignError } from "../dist/countersign.js";
 import { useCountersign } from "../dist/react.js";
-import { FakeEventSource, installFakes, settle } from "./fakes.js";
+import { activeIntervalCount, FakeEventSource, installFakes, settle, sleep } from "./fakes.js";
 
 globalThis.IS_REACT_ACT_ENVIRONMENT = true;
 
@@ -33,6 +33,17 @@ function created(id = ID) {
   };
 }
 
+// Renderers of the running test, unmounted after it so that no request keeps
+// the SDK's popup check interval running.
+const mounted = new Set();
+
+afterEach(async () => {
+  await act(async () => {
+    for (const renderer of mounted) renderer.unmount();
+  });
+  mounted.clear();
+});
+
 /**
  * Renders a component that calls useCountersign with `options` and returns
  * `{ latest, renderer, renders }`: `latest()` is the hook's latest result.
@@ -48,10 +59,15 @@ async function renderHook(options = { countersignOrigin: ORIGIN }, { strict = fa
   await act(async () => {
     renderer = TestRenderer.create(strict ? createElement(StrictMode, null, element) : element);
   });
+  mounted.add(renderer);
   return { latest: () => results.at(-1), renderer, renders: results };
 }
 
-/** Calls `request` the way a click handler does and lets the SDK follow the created approval. */
+/**
+ * Calls `request` the way a click handler does, lets the SDK follow the
+ * created approval and returns `{ promise }`. The promise is wrapped because
+ * an async function that returns a promise waits for it.
+ */
 async function click(hook, create = async () => created()) {
   let promise;
   await act(async () => {
@@ -59,7 +75,7 @@ async function click(hook, create = async () => created()) {
     promise.catch(() => {});
     await settle();
   });
-  return promise;
+  return { promise };
 }
 
 test("hook starts idle", async () => {
@@ -95,7 +111,7 @@ test("request opens popup before create", async () => {
 test("approval sets approved and result", async () => {
   installFakes();
   const hook = await renderHook();
-  const promise = await click(hook);
+  const { promise } = await click(hook);
 
   await act(async () => {
     FakeEventSource.instances[0].emit("status", { id: ID, status: "approved" });
@@ -112,7 +128,7 @@ test("approval sets approved and result", async () => {
 test("rejection sets status and error", async () => {
   installFakes();
   const hook = await renderHook();
-  const promise = await click(hook);
+  const { promise } = await click(hook);
 
   await act(async () => {
     FakeEventSource.instances[0].emit("status", { id: ID, status: "rejected" });
@@ -129,7 +145,7 @@ test("rejection sets status and error", async () => {
 test("expiry sets status expired", async () => {
   installFakes();
   const hook = await renderHook();
-  const promise = await click(hook);
+  const { promise } = await click(hook);
 
   await act(async () => {
     FakeEventSource.instances[0].emit("status", { id: ID, status: "expired" });
@@ -144,7 +160,7 @@ test("blocked popup sets popup_blocked", async () => {
   installFakes({ blockPopups: true });
   const hook = await renderHook();
   let createCalls = 0;
-  const promise = await click(hook, () => {
+  const { promise } = await click(hook, () => {
     createCalls += 1;
     return created();
   });
@@ -159,7 +175,7 @@ test("failing create sets failed with cause", async () => {
   const fakeWindow = installFakes();
   const hook = await renderHook();
   const backendError = new Error("the shop answered HTTP 502");
-  const promise = await click(hook, async () => {
+  const { promise } = await click(hook, async () => {
     throw backendError;
   });
 
@@ -169,21 +185,23 @@ test("failing create sets failed with cause", async () => {
   assert.equal(fakeWindow.popup.closed, true);
 });
 
-test("cancel closes popup and sets cancelled", async () => {
+test("cancel closes popup and sets aborted", async () => {
   const fakeWindow = installFakes();
   const hook = await renderHook();
-  const promise = await click(hook);
+  const { promise } = await click(hook);
 
   await act(async () => {
     hook.latest().cancel();
     await settle();
   });
 
-  await assert.rejects(promise, { name: "AbortError" });
+  await assert.rejects(promise, { code: "aborted" });
   assert.equal(fakeWindow.popup.closed, true);
   assert.equal(FakeEventSource.instances[0].closed, true);
-  assert.equal(hook.latest().status, "cancelled");
-  assert.equal(hook.latest().error.name, "AbortError");
+  assert.equal(hook.latest().status, "aborted");
+  assert.equal(hook.latest().error.code, "aborted");
+  assert.equal(hook.latest().error.cause.name, "AbortError");
+  assert.equal(hook.latest().pending, false);
 });
 
 test("cancel without request does nothing", async () => {
@@ -202,12 +220,12 @@ test("cancel without request does nothing", async () => {
 test("newer request replaces pending one", async () => {
   installFakes();
   const hook = await renderHook();
-  const first = await click(hook, async () => created("first"));
+  const { promise: first } = await click(hook, async () => created("first"));
   const firstEvents = FakeEventSource.instances[0];
-  const second = await click(hook, async () => created("second"));
+  const { promise: second } = await click(hook, async () => created("second"));
   const secondEvents = FakeEventSource.instances[1];
 
-  await assert.rejects(first, { name: "AbortError" });
+  await assert.rejects(first, { code: "aborted" });
   assert.equal(firstEvents.closed, true);
   assert.equal(hook.latest().status, "pending");
 
@@ -224,7 +242,7 @@ test("newer request replaces pending one", async () => {
 test("unmount cancels request and closes popup", async () => {
   const fakeWindow = installFakes();
   const hook = await renderHook();
-  const promise = await click(hook);
+  const { promise } = await click(hook);
   const rendersBefore = hook.renders.length;
 
   await act(async () => {
@@ -232,17 +250,68 @@ test("unmount cancels request and closes popup", async () => {
     await settle();
   });
 
-  await assert.rejects(promise, { name: "AbortError" });
+  mounted.delete(hook.renderer);
+
+  await assert.rejects(promise, { code: "aborted" });
   assert.equal(fakeWindow.popup.closed, true);
   assert.equal(FakeEventSource.instances[0].closed, true);
   assert.equal(fakeWindow.listenerCount("message"), 0);
+  assert.equal(activeIntervalCount(), 0);
   assert.equal(hook.renders.length, rendersBefore);
+});
+
+test("closed popup sets popupClosed and reopens", async () => {
+  const fakeWindow = installFakes();
+  const hook = await renderHook();
+  await click(hook);
+  const firstPopup = fakeWindow.popup;
+
+  // The SDK checks popup.closed every 500 ms.
+  await act(async () => {
+    firstPopup.close();
+    await sleep(700);
+  });
+
+  assert.equal(hook.latest().popupClosed, true);
+  assert.equal(hook.latest().status, "pending");
+
+  let reopened;
+  await act(async () => {
+    reopened = hook.latest().reopen();
+  });
+
+  assert.equal(reopened, true);
+  assert.equal(fakeWindow.openCalls.length, 2);
+  assert.equal(fakeWindow.openCalls[1].url, `${ORIGIN}/popup/start/${ID}`);
+  assert.equal(hook.latest().popupClosed, false);
+});
+
+test("reopen without closed popup returns false", async () => {
+  const fakeWindow = installFakes();
+  const hook = await renderHook();
+  await click(hook);
+
+  assert.equal(hook.latest().reopen(), false);
+  assert.equal(fakeWindow.openCalls.length, 1);
+});
+
+test("timeout option sets status timeout", async () => {
+  installFakes();
+  const hook = await renderHook({ countersignOrigin: ORIGIN, timeout: 50 });
+  const { promise } = await click(hook);
+
+  await act(async () => {
+    await sleep(100);
+  });
+
+  await assert.rejects(promise, { code: "timeout" });
+  assert.equal(hook.latest().status, "timeout");
 });
 
 test("strict mode keeps request working", async () => {
   installFakes();
   const hook = await renderHook({ countersignOrigin: ORIGIN }, { strict: true });
-  const promise = await click(hook);
+  const { promise } = await click(hook);
 
   await act(async () => {
     FakeEventSource.instances[0].emit("status", { id: ID, status: "approved" });
@@ -264,7 +333,7 @@ test("popupFeatures reach window.open", async () => {
 test("invalid countersignOrigin sets failed", async () => {
   const fakeWindow = installFakes();
   const hook = await renderHook({ countersignOrigin: "not a url" });
-  const promise = await click(hook);
+  const { promise } = await click(hook);
 
   await assert.rejects(promise, { code: "failed" });
   assert.equal(fakeWindow.openCalls.length, 0);
