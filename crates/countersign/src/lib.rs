@@ -12,6 +12,7 @@ pub mod check;
 pub mod codes;
 pub mod config;
 pub mod http;
+pub mod i18n;
 pub mod server;
 pub mod signin;
 pub mod storage;

@@ -21,31 +21,53 @@ use super::AppState;
 use super::problem::{ErrorLog, status_of};
 use crate::approvals::{Approver, Status, random_token};
 use crate::codes::ErrorCode;
+use crate::i18n::{self, Locale, PageLocale};
 use crate::signin::{
     CallbackParams, DecisionForm, DecisionView, FlowError, LOGIN_COOKIE, ResultView,
 };
 
 const STYLESHEET: &str = include_str!("../../static/popup.css");
 
+/// Name of the cookie that keeps the locale named by the host application
+/// for the later pages of the attempt (set by `/popup/start/{id}` only when
+/// its `locale` parameter names a supported language).
+pub const LOCALE_COOKIE: &str = "countersign_locale";
+
+/// The texts of a page's locale, for the templates.
+struct Texts(Locale);
+
+impl Texts {
+    fn get<'a>(&self, key: &'a str) -> &'a str {
+        i18n::text(self.0, key)
+    }
+
+    fn lang(&self) -> &'static str {
+        self.0.as_str()
+    }
+}
+
 #[derive(Template)]
 #[template(path = "decision.html")]
 struct DecisionPage {
+    t: Texts,
     title: String,
     summary: String,
     action: String,
     requester: String,
     time_left: String,
-    expires_at: String,
     details: Vec<(String, String)>,
+    signed_in_before: String,
     approver: String,
+    signed_in_after: String,
     csrf: String,
 }
 
 #[derive(Template)]
-#[template(path = "error.html")]
+#[template(path = "popup_error.html")]
 struct ErrorPage {
-    title: &'static str,
-    message: &'static str,
+    t: Texts,
+    title: String,
+    message: String,
     code: &'static str,
     retry_url: Option<String>,
 }
@@ -53,7 +75,8 @@ struct ErrorPage {
 #[derive(Template)]
 #[template(path = "result.html")]
 struct ResultPage {
-    title: &'static str,
+    t: Texts,
+    title: String,
     message: String,
     id: String,
     status: &'static str,
@@ -61,32 +84,79 @@ struct ResultPage {
     nonce: String,
 }
 
+/// The query of `/popup/start/{id}`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StartQuery {
+    /// The host application's language for the popup: one BCP 47 tag, or
+    /// several separated by spaces in order of preference.
+    pub locale: Option<String>,
+}
+
 /// `GET /popup/start/{id}`
 pub async fn start(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     jar: CookieJar,
+    query: Result<Query<StartQuery>, QueryRejection>,
 ) -> Response {
+    // A malformed query only loses the host's locale: the sign-in works
+    // without it.
+    let query = query.map(|Query(query)| query).unwrap_or_default();
+    let page_locale = i18n::negotiate(query.locale.as_deref(), accept_language(&headers));
     let previous = jar
         .get(LOGIN_COOKIE)
         .map(|cookie| cookie.value().to_owned());
-    match state.sign_in.start(&id, previous.as_deref()).await {
+    let started = state
+        .sign_in
+        .start_with_locale(&id, previous.as_deref(), Some(page_locale.locale.as_str()))
+        .await;
+    match started {
         Ok(redirect) => {
+            let secure = state.settings.server.public_url.scheme() == "https";
             let cookie = Cookie::build((LOGIN_COOKIE, redirect.cookie_value))
                 .http_only(true)
                 .same_site(SameSite::Lax)
                 .path("/popup")
-                .secure(state.settings.server.public_url.scheme() == "https")
+                .secure(secure)
                 .max_age(redirect.cookie_max_age);
-            (jar.add(cookie), Redirect::to(redirect.location.as_str())).into_response()
+            let mut jar = jar.add(cookie);
+            if page_locale.from_host {
+                let locale = Cookie::build((LOCALE_COOKIE, page_locale.locale.as_str()))
+                    .http_only(true)
+                    .same_site(SameSite::Lax)
+                    .path("/popup")
+                    .secure(secure)
+                    .max_age(redirect.cookie_max_age);
+                jar = jar.add(locale);
+            } else if jar.get(LOCALE_COOKIE).is_some() {
+                // A new attempt without a host locale must not inherit the
+                // language of an earlier one.
+                jar = jar.remove(Cookie::build(LOCALE_COOKIE).path("/popup"));
+            }
+            (jar, Redirect::to(redirect.location.as_str())).into_response()
         }
-        Err(error) => error_response(jar, error),
+        Err(error) => error_response(jar, error, page_locale),
     }
+}
+
+/// Returns the locale of a page after `/popup/start/{id}`: the host's
+/// choice kept in [`LOCALE_COOKIE`], else the browser's `Accept-Language`.
+fn page_locale(jar: &CookieJar, headers: &HeaderMap) -> PageLocale {
+    let host = jar.get(LOCALE_COOKIE).map(Cookie::value);
+    i18n::negotiate(host, accept_language(headers))
+}
+
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|value| value.to_str().ok())
 }
 
 /// `GET /popup/callback`
 pub async fn callback(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     query: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Response {
@@ -105,18 +175,26 @@ pub async fn callback(
         .map(|cookie| cookie.value().to_owned());
     match state.sign_in.callback(cookie.as_deref(), params).await {
         Ok(location) => Redirect::to(location.as_str()).into_response(),
-        Err(error) => error_response(jar, error),
+        Err(error) => {
+            let locale = page_locale(&jar, &headers);
+            error_response(jar, error, locale)
+        }
     }
 }
 
 /// `GET /popup/signed-out`
-pub async fn signed_out(State(state): State<AppState>, jar: CookieJar) -> Response {
+pub async fn signed_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Response {
+    let locale = page_locale(&jar, &headers);
     let cookie = jar
         .get(LOGIN_COOKIE)
         .map(|cookie| cookie.value().to_owned());
     match state.sign_in.signed_out(cookie.as_deref()).await {
-        Ok(view) => decision_page(&view),
-        Err(error) => error_response(jar, error),
+        Ok(view) => decision_page(&view, locale.locale),
+        Err(error) => error_response(jar, error, locale),
     }
 }
 
@@ -133,6 +211,7 @@ pub async fn decision(
         .public_url
         .origin()
         .ascii_serialization();
+    let locale = page_locale(&jar, &headers);
     if let Some(reason) = cross_site_reason(&headers, &public_origin) {
         // The cookie and the login transaction stay as they are: another
         // site must not be able to end the approver's attempt.
@@ -141,7 +220,7 @@ pub async fn decision(
             retry: None,
             log_message: format!("cross-site decision rejected: {reason}"),
         };
-        return error_page(error);
+        return localized_error_page(error, locale);
     }
 
     let form = match form {
@@ -152,7 +231,7 @@ pub async fn decision(
                 retry: None,
                 log_message: format!("malformed decision form: {}", rejection.body_text()),
             };
-            return error_response(jar, error);
+            return error_response(jar, error, locale);
         }
     };
     let cookie = jar
@@ -161,8 +240,15 @@ pub async fn decision(
     let result = state.sign_in.decide(cookie.as_deref(), form).await;
     let jar = jar.remove(Cookie::build(LOGIN_COOKIE).path("/popup"));
     match result {
-        Ok(view) => (jar, result_page(&view)).into_response(),
-        Err(error) => error_response(jar, error),
+        Ok(view) => {
+            let jar = if jar.get(LOCALE_COOKIE).is_some() {
+                jar.remove(Cookie::build(LOCALE_COOKIE).path("/popup"))
+            } else {
+                jar
+            };
+            (jar, result_page(&view, locale.locale)).into_response()
+        }
+        Err(error) => error_response(jar, error, locale),
     }
 }
 
@@ -232,33 +318,53 @@ pub async fn not_found_page() -> Response {
     error_page(error)
 }
 
-fn decision_page(view: &DecisionView) -> Response {
+fn decision_page(view: &DecisionView, locale: Locale) -> Response {
     let approval = &view.approval;
+    let time_left = i18n::format_text(
+        locale,
+        "decision.time_left_until",
+        &[
+            (
+                "duration",
+                &describe_time_left(locale, approval.expires_at - view.now),
+            ),
+            ("clock", &format_clock_time(approval.expires_at)),
+        ],
+    );
+    // The approver's name is set in bold inside the translated sentence.
+    let signed_in = i18n::text(locale, "decision.signed_in_as");
+    let (signed_in_before, signed_in_after) = signed_in
+        .split_once("{approver}")
+        .unwrap_or((signed_in, ""));
     let page = DecisionPage {
-        title: "Approve this request?".to_owned(),
+        t: Texts(locale),
+        title: i18n::text(locale, "decision.title").to_owned(),
         summary: approval.summary.clone(),
         action: approval.action.clone(),
         requester: approval.requester.name.clone(),
-        time_left: describe_time_left(approval.expires_at - view.now),
-        expires_at: format_clock_time(approval.expires_at),
+        time_left,
         details: detail_rows(&approval.details),
+        signed_in_before: signed_in_before.to_owned(),
         approver: describe_approver(&view.approver),
+        signed_in_after: signed_in_after.to_owned(),
         csrf: view.csrf_token.clone(),
     };
     html_response(StatusCode::OK, &random_token(), page.render())
 }
 
-fn result_page(view: &ResultView) -> Response {
+fn result_page(view: &ResultView, locale: Locale) -> Response {
     let nonce = random_token();
-    let (title, verb) = match view.status {
-        Status::Approved => ("Request approved", "approved"),
-        _ => ("Request rejected", "rejected"),
+    let (title, message) = match view.status {
+        Status::Approved => ("result.approved_title", "result.approved_message"),
+        _ => ("result.rejected_title", "result.rejected_message"),
     };
     let page = ResultPage {
-        title,
-        message: format!(
-            "You {verb} the request as {}.",
-            describe_approver(&view.approver)
+        t: Texts(locale),
+        title: i18n::text(locale, title).to_owned(),
+        message: i18n::format_text(
+            locale,
+            message,
+            &[("approver", &describe_approver(&view.approver))],
         ),
         id: view.id.to_string(),
         status: view.status.as_str(),
@@ -269,19 +375,39 @@ fn result_page(view: &ResultView) -> Response {
 }
 
 /// Builds the error page and clears the login cookie, because a failed
-/// attempt is over.
-fn error_response(jar: CookieJar, error: FlowError) -> Response {
+/// attempt is over. The locale cookie is kept, and a retry link carries
+/// the host's locale anyway.
+fn error_response(jar: CookieJar, error: FlowError, locale: PageLocale) -> Response {
     let jar = jar.remove(Cookie::build(LOGIN_COOKIE).path("/popup"));
-    (jar, error_page(error)).into_response()
+    (jar, localized_error_page(error, locale)).into_response()
 }
 
-fn error_page(error: FlowError) -> Response {
-    let (title, message) = error_text(error.code);
+/// Builds the error page in English.
+pub(super) fn error_page(error: FlowError) -> Response {
+    let locale = PageLocale {
+        locale: Locale::DEFAULT,
+        from_host: false,
+    };
+    localized_error_page(error, locale)
+}
+
+/// Builds the error page in `locale`. The retry link keeps a locale that
+/// the host application chose.
+pub(super) fn localized_error_page(error: FlowError, locale: PageLocale) -> Response {
+    let key = error_key(error.code);
+    let retry_url = error.retry.map(|id| {
+        if locale.from_host {
+            format!("/popup/start/{id}?locale={}", locale.locale)
+        } else {
+            format!("/popup/start/{id}")
+        }
+    });
     let page = ErrorPage {
-        title,
-        message,
+        t: Texts(locale.locale),
+        title: i18n::text(locale.locale, &format!("error.{key}.title")).to_owned(),
+        message: i18n::text(locale.locale, &format!("error.{key}.message")).to_owned(),
         code: error.code.as_str(),
-        retry_url: error.retry.map(|id| format!("/popup/start/{id}")),
+        retry_url,
     };
     let mut response = html_response(status_of(error.code), &random_token(), page.render());
     response.extensions_mut().insert(ErrorLog {
@@ -327,51 +453,23 @@ fn html_response(
     response
 }
 
-/// Returns the title and message of each error page.
-fn error_text(code: ErrorCode) -> (&'static str, &'static str) {
+/// Returns the section of the locale files that contains the title and
+/// message of the error page for `code`. Codes that the popup flow never
+/// produces share the `invalid_request` texts.
+fn error_key(code: ErrorCode) -> &'static str {
     match code {
-        ErrorCode::NotAnApprover => (
-            "Not allowed to approve",
-            "The account you signed in with does not hold the role this request needs. Ask someone who holds it to sign in.",
-        ),
-        ErrorCode::OwnRequest => (
-            "You cannot approve your own request",
-            "The account you signed in with made this request. Another person has to sign in and approve it.",
-        ),
-        ErrorCode::ApprovalExpired => (
-            "Request expired",
-            "This approval request has expired. Ask for a new one in the application.",
-        ),
-        ErrorCode::AlreadyDecided => (
-            "Already decided",
-            "Someone has already decided this request.",
-        ),
-        ErrorCode::IdpError => (
-            "Sign-in failed",
-            "The sign-in service returned an error or could not be reached.",
-        ),
-        ErrorCode::SignInCancelled => ("Sign-in cancelled", "The sign-in was cancelled."),
-        ErrorCode::LoginExpired => (
-            "Sign-in expired",
-            "The sign-in took too long, or it was started in another window.",
-        ),
-        ErrorCode::SignInNotFresh => (
-            "Please sign in again",
-            "The sign-in service reused an existing session instead of asking for your password.",
-        ),
-        ErrorCode::NotFound => ("Not found", "There is no approval request at this address."),
-        ErrorCode::AuditUnavailable => (
-            "Not recorded",
-            "The audit log could not be written, so nothing was changed.",
-        ),
-        ErrorCode::StorageUnavailable => (
-            "Service unavailable",
-            "Countersign cannot reach its database.",
-        ),
-        _ => (
-            "Invalid request",
-            "The page received a request it cannot handle.",
-        ),
+        ErrorCode::NotAnApprover
+        | ErrorCode::OwnRequest
+        | ErrorCode::ApprovalExpired
+        | ErrorCode::AlreadyDecided
+        | ErrorCode::IdpError
+        | ErrorCode::SignInCancelled
+        | ErrorCode::LoginExpired
+        | ErrorCode::SignInNotFresh
+        | ErrorCode::NotFound
+        | ErrorCode::AuditUnavailable
+        | ErrorCode::StorageUnavailable => code.as_str(),
+        _ => ErrorCode::InvalidRequest.as_str(),
     }
 }
 
@@ -408,13 +506,10 @@ fn is_plain(value: &Value) -> bool {
     matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
 }
 
-fn describe_time_left(left: time::Duration) -> String {
-    let seconds = left.whole_seconds().max(0);
-    match (seconds / 60, seconds % 60) {
-        (0, seconds) => format!("{seconds} s"),
-        (minutes, 0) => format!("{minutes} min"),
-        (minutes, seconds) => format!("{minutes} min {seconds} s"),
-    }
+/// Spells the time left out in words, so that a screen reader reads
+/// "4 minutes and 32 seconds" instead of the abbreviations "min" and "s".
+fn describe_time_left(locale: Locale, left: time::Duration) -> String {
+    i18n::duration_text(locale, left.whole_seconds())
 }
 
 fn format_clock_time(time: OffsetDateTime) -> String {
@@ -479,13 +574,69 @@ mod tests {
 
     #[test]
     fn time_left_is_readable() {
-        assert_eq!(
-            describe_time_left(time::Duration::seconds(272)),
-            "4 min 32 s"
-        );
-        assert_eq!(describe_time_left(time::Duration::seconds(120)), "2 min");
-        assert_eq!(describe_time_left(time::Duration::seconds(9)), "9 s");
-        assert_eq!(describe_time_left(time::Duration::seconds(-3)), "0 s");
+        let cases = [
+            (Locale::En, 272, "4 minutes and 32 seconds"),
+            (Locale::En, 120, "2 minutes"),
+            (Locale::En, 9, "9 seconds"),
+            (Locale::En, -3, "0 seconds"),
+            (Locale::De, 272, "4 Minuten und 32 Sekunden"),
+        ];
+
+        for (locale, seconds, expected) in cases {
+            let left = time::Duration::seconds(seconds);
+            assert_eq!(
+                describe_time_left(locale, left),
+                expected,
+                "{locale}, {seconds} s"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_page_has_texts() {
+        let codes = [
+            ErrorCode::NotAnApprover,
+            ErrorCode::OwnRequest,
+            ErrorCode::ApprovalExpired,
+            ErrorCode::AlreadyDecided,
+            ErrorCode::IdpError,
+            ErrorCode::SignInCancelled,
+            ErrorCode::LoginExpired,
+            ErrorCode::SignInNotFresh,
+            ErrorCode::NotFound,
+            ErrorCode::AuditUnavailable,
+            ErrorCode::StorageUnavailable,
+            ErrorCode::InvalidRequest,
+            ErrorCode::MethodNotAllowed,
+        ];
+
+        for locale in Locale::ALL {
+            for code in codes {
+                let key = error_key(code);
+                for part in ["title", "message"] {
+                    let full_key = format!("error.{key}.{part}");
+                    assert_ne!(i18n::text(locale, &full_key), full_key, "{locale}: {code}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn templates_use_only_known_keys() {
+        let templates = [
+            include_str!("../../templates/decision.html"),
+            include_str!("../../templates/popup_error.html"),
+            include_str!("../../templates/result.html"),
+        ];
+
+        for template in templates {
+            for call in template.split("t.get(\"").skip(1) {
+                let key = call.split('"').next().unwrap();
+                for locale in Locale::ALL {
+                    assert_ne!(i18n::text(locale, key), key, "{locale}: {key}");
+                }
+            }
+        }
     }
 
     #[test]

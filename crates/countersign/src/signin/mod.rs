@@ -199,6 +199,18 @@ impl SignIn {
         id: &str,
         previous_cookie: Option<&str>,
     ) -> Result<StartRedirect, FlowError> {
+        self.start_with_locale(id, previous_cookie, None).await
+    }
+
+    /// Does what [`SignIn::start`] does and requests that the IdP show its
+    /// pages in `ui_locales` (space-separated BCP 47 tags, OpenID Connect Core 1.0,
+    /// section 3.1.2.1).
+    pub async fn start_with_locale(
+        &self,
+        id: &str,
+        previous_cookie: Option<&str>,
+        ui_locales: Option<&str>,
+    ) -> Result<StartRedirect, FlowError> {
         let id = ApprovalId::parse(id)
             .ok_or_else(|| FlowError::new(ErrorCode::NotFound, "malformed approval id"))?;
         let approval = self.approvals.get(&id).await?;
@@ -220,7 +232,7 @@ impl SignIn {
                 return Err(error);
             }
         };
-        let request = relying_party.authorization_request(None);
+        let request = relying_party.authorization_request(ui_locales);
 
         let cookie_value = random_token();
         let window = Duration::seconds(self.settings.oidc.sign_in_window_seconds);

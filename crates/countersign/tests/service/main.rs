@@ -13,5 +13,6 @@ mod hostile_idp;
 mod hostile_idp_cases;
 mod openapi;
 mod popup;
+mod popup_locale;
 mod support;
 mod tampering;
