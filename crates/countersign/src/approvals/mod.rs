@@ -6,6 +6,7 @@ mod error;
 mod hash;
 mod ids;
 mod model;
+mod remote_code;
 mod service;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -13,6 +14,7 @@ pub use error::ApprovalError;
 pub use hash::{PayloadHash, hash_canonical, hash_payload};
 pub use ids::{ApprovalId, constant_time_eq, random_token, sha256_hex};
 pub use model::{Approval, Approver, Decision, DecisionRecord, Requester, Status};
+pub use remote_code::{REMOTE_CODE_LENGTH, RemoteCode};
 pub use service::{ApprovalService, Created, MIN_LIFETIME_SECONDS, NewApproval, PayloadProof};
 
 use url::Url;

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use super::hash::PayloadHash;
 use super::ids::ApprovalId;
+use super::remote_code::RemoteCode;
 
 /// The person who asked for the approval, as vouched for by the host backend.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +101,9 @@ pub struct Approval {
     pub payload_hash: PayloadHash,
     /// SHA-256 hex of the events token; the token itself is never stored.
     pub events_token_hash: String,
+    /// The short code of the remote-approval link; `None` for requests
+    /// stored before remote approval existed.
+    pub remote_code: Option<RemoteCode>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub decision: Option<DecisionRecord>,

@@ -11,10 +11,13 @@ use super::error::ApprovalError;
 use super::hash::{PayloadHash, hash_canonical, hash_payload};
 use super::ids::{ApprovalId, constant_time_eq, random_token, sha256_hex};
 use super::model::{Approval, Approver, Decision, Requester};
+use super::remote_code::RemoteCode;
 use super::{Clock, parse_origin};
 use crate::audit::{AuditEvent, AuditKind};
 use crate::config::ApprovalSettings;
-use crate::storage::{ConsumeChange, ConsumeOutcome, DecideChange, DecideOutcome, Storage};
+use crate::storage::{
+    ConsumeChange, ConsumeOutcome, DecideChange, DecideOutcome, InsertOutcome, Storage,
+};
 
 /// Shortest lifetime a request may ask for: a sign-in takes time.
 pub const MIN_LIFETIME_SECONDS: i64 = 30;
@@ -25,6 +28,11 @@ const MAX_NAME_CHARS: usize = 255;
 const MAX_REASON_CHARS: usize = 500;
 /// Maximum size of `details` in its canonical JSON form.
 const MAX_DETAILS_BYTES: usize = 16 * 1024;
+/// Remote codes drawn per request before create fails. With 50 random bits
+/// per code and a hundred million stored requests, one draw collides with a
+/// chance of about 1 in 11 million, so three collisions in a row are less
+/// likely than 1 in 10^21.
+const REMOTE_CODE_ATTEMPTS: usize = 3;
 
 /// A new approval request as the host backend sends it.
 #[derive(Clone, Debug, Deserialize)]
@@ -113,7 +121,7 @@ impl ApprovalService {
 
         let now = self.clock.now();
         let events_token = random_token();
-        let approval = Approval {
+        let mut approval = Approval {
             id: ApprovalId::generate(),
             api_key_name: owner.to_owned(),
             action: input.action,
@@ -124,6 +132,7 @@ impl ApprovalService {
             origin,
             payload_hash,
             events_token_hash: sha256_hex(&events_token),
+            remote_code: Some(RemoteCode::generate()),
             created_at: now,
             expires_at: now + Duration::seconds(lifetime),
             decision: None,
@@ -140,13 +149,42 @@ impl ApprovalService {
                 "payload_hash": approval.payload_hash,
                 "expires_at": approval.expires_at.unix_timestamp(),
             }));
-        self.storage.insert_approval(&approval, &audit).await?;
+        self.insert_with_unique_code(&mut approval, &audit).await?;
         audit.trace();
 
         Ok(Created {
             approval,
             events_token,
         })
+    }
+
+    /// Inserts the request, drawing a new remote code while the drawn one
+    /// belongs to another request.
+    async fn insert_with_unique_code(
+        &self,
+        approval: &mut Approval,
+        audit: &AuditEvent,
+    ) -> Result<(), ApprovalError> {
+        for _ in 0..REMOTE_CODE_ATTEMPTS {
+            match self.storage.insert_approval(approval, audit).await? {
+                InsertOutcome::Inserted => return Ok(()),
+                InsertOutcome::RemoteCodeTaken => {
+                    tracing::warn!(approval_id = %approval.id, "remote code already taken; drawing another");
+                    approval.remote_code = Some(RemoteCode::generate());
+                }
+            }
+        }
+        Err(ApprovalError::Storage(format!(
+            "no unused remote code after {REMOTE_CODE_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Reads a request by the short code of its remote-approval link.
+    pub async fn get_by_remote_code(&self, code: &RemoteCode) -> Result<Approval, ApprovalError> {
+        self.storage
+            .approval_by_remote_code(code)
+            .await?
+            .ok_or(ApprovalError::NotFound)
     }
 
     /// Reads a request owned by `owner`.

@@ -179,6 +179,13 @@ pub struct CreatedResponse {
     approval_url: String,
     /// The Server-Sent Events URL with the events token; returned only here.
     events_url: String,
+    /// The short link for approving on another device, `<public_url>/r/<code>`.
+    /// It redirects to `approval_url` while the request is pending.
+    #[schema(example = "http://127.0.0.1:18300/r/7k2m9qdx4h")]
+    remote_url: String,
+    /// An SVG image of a QR code of `remote_url`, for the requester's screen.
+    #[schema(example = "http://127.0.0.1:18300/r/7k2m9qdx4h/qr.svg")]
+    remote_qr_url: String,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     expires_at: OffsetDateTime,
@@ -231,11 +238,23 @@ pub async fn create(
         .query_pairs_mut()
         .append_pair("token", &created.events_token);
 
+    let (remote_url, remote_qr_url) = match &approval.remote_code {
+        Some(code) => super::remote::remote_urls(&state.settings, code),
+        None => {
+            return Err(Problem::new(
+                ErrorCode::InternalError,
+                "the created request has no remote code",
+            ));
+        }
+    };
+
     let body = CreatedResponse {
         id: approval.id.clone(),
         status: approval.status(state.approvals.now()).into(),
         approval_url: approval_url.into(),
         events_url: events_url.into(),
+        remote_url: remote_url.into(),
+        remote_qr_url: remote_qr_url.into(),
         expires_at: approval.expires_at,
         payload_hash: approval.payload_hash.clone(),
     };

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod popup;
 pub mod problem;
 pub mod rejection;
+pub mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,10 +105,14 @@ pub fn router(state: AppState) -> Router {
 
     // These popup routes write to the database or call the IdP before
     // anyone is authenticated, so they are rate-limited per client address.
+    // The remote-approval routes share the limit, because it bounds how
+    // fast one client can guess short codes.
     let limited_popup = Router::new()
         .route("/popup/start/{id}", get(popup::start))
         .route("/popup/callback", get(popup::callback))
         .route("/popup/decision", post(popup::decision))
+        .route("/r/{code}", get(remote::follow_link))
+        .route("/r/{code}/qr.svg", get(remote::qr_image))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             limits::limit_popup,

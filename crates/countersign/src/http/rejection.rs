@@ -37,9 +37,10 @@ pub fn reject(path: &str, problem: Problem) -> Response {
     }
 }
 
-/// Paths whose responses a person reads in the popup window.
+/// Paths whose responses a person reads: the popup window and the
+/// remote-approval link.
 pub fn is_page_path(path: &str) -> bool {
-    path.starts_with("/popup/")
+    path.starts_with("/popup/") || path.starts_with("/r/")
 }
 
 /// Fallback for unknown paths: problem+json under `/api`, the HTML

@@ -9,7 +9,7 @@ mod sqlite;
 use futures_util::future::BoxFuture;
 use time::OffsetDateTime;
 
-use crate::approvals::{Approval, ApprovalId, Approver, Decision, PayloadHash};
+use crate::approvals::{Approval, ApprovalId, Approver, Decision, PayloadHash, RemoteCode};
 use crate::audit::{AuditEvent, AuditRecord};
 
 pub use sqlite::SqliteStorage;
@@ -30,6 +30,14 @@ pub struct DecideChange {
     pub approver: Approver,
     pub reason: Option<String>,
     pub now: OffsetDateTime,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    /// Another request, current or old, already has this remote code;
+    /// nothing was written.
+    RemoteCodeTaken,
 }
 
 #[derive(Debug)]
@@ -97,11 +105,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         &'a self,
         approval: &'a Approval,
         audit: &'a AuditEvent,
-    ) -> BoxFuture<'a, Result<(), StorageError>>;
+    ) -> BoxFuture<'a, Result<InsertOutcome, StorageError>>;
 
     fn approval<'a>(
         &'a self,
         id: &'a ApprovalId,
+    ) -> BoxFuture<'a, Result<Option<Approval>, StorageError>>;
+
+    /// Finds the request whose remote-approval link has this code, at any
+    /// status.
+    fn approval_by_remote_code<'a>(
+        &'a self,
+        code: &'a RemoteCode,
     ) -> BoxFuture<'a, Result<Option<Approval>, StorageError>>;
 
     /// Records a decision atomically with its audit event.

@@ -10,11 +10,11 @@ use sqlx::{Row, SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
 
 use super::{
-    ConsumeChange, ConsumeOutcome, DecideChange, DecideOutcome, LoginOutcome, LoginTransaction,
-    Storage, StorageError,
+    ConsumeChange, ConsumeOutcome, DecideChange, DecideOutcome, InsertOutcome, LoginOutcome,
+    LoginTransaction, Storage, StorageError,
 };
 use crate::approvals::{
-    Approval, ApprovalId, Approver, Decision, DecisionRecord, PayloadHash, Requester,
+    Approval, ApprovalId, Approver, Decision, DecisionRecord, PayloadHash, RemoteCode, Requester,
 };
 use crate::audit::{AuditEvent, AuditRecord};
 
@@ -27,8 +27,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const LOGIN_RETENTION_SECONDS: i64 = 86_400;
 
 const APPROVAL_COLUMNS: &str = "id, api_key_name, action, summary, details, requester_sub, \
-    requester_name, required_role, origin, payload_hash, events_token_hash, status, created_at, \
-    expires_at, decided_at, approver_sub, approver_name, approver_username, reason, consumed_at";
+    requester_name, required_role, origin, payload_hash, events_token_hash, remote_code, status, \
+    created_at, expires_at, decided_at, approver_sub, approver_name, approver_username, reason, \
+    consumed_at";
 
 #[derive(Debug, Clone)]
 pub struct SqliteStorage {
@@ -86,6 +87,15 @@ impl SqliteStorage {
 
 fn database_error(error: sqlx::Error) -> StorageError {
     StorageError::Database(error.to_string())
+}
+
+/// Returns whether an insert failed on the unique index of `remote_code`.
+/// SQLite names the column in the message: "UNIQUE constraint failed:
+/// approvals.remote_code".
+fn is_remote_code_conflict(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|error| {
+        error.is_unique_violation() && error.message().contains("approvals.remote_code")
+    })
 }
 
 fn audit_error(error: sqlx::Error) -> StorageError {
@@ -205,6 +215,7 @@ fn approval_from_row(row: &SqliteRow) -> Result<Approval, StorageError> {
         origin: column(row, "origin")?,
         payload_hash: PayloadHash::from_stored(column(row, "payload_hash")?),
         events_token_hash: column(row, "events_token_hash")?,
+        remote_code: column::<Option<String>>(row, "remote_code")?.map(RemoteCode::from_stored),
         created_at: timestamp(column(row, "created_at")?)?,
         expires_at: timestamp(column(row, "expires_at")?)?,
         decision,
@@ -257,14 +268,14 @@ impl Storage for SqliteStorage {
         &'a self,
         approval: &'a Approval,
         audit: &'a AuditEvent,
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
+    ) -> BoxFuture<'a, Result<InsertOutcome, StorageError>> {
         Box::pin(async move {
             let mut tx = self.begin().await?;
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO approvals (id, api_key_name, action, summary, details, requester_sub, \
-                 requester_name, required_role, origin, payload_hash, events_token_hash, status, \
-                 created_at, expires_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                 requester_name, required_role, origin, payload_hash, events_token_hash, \
+                 remote_code, status, created_at, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
             )
             .bind(approval.id.as_str())
             .bind(&approval.api_key_name)
@@ -277,13 +288,21 @@ impl Storage for SqliteStorage {
             .bind(&approval.origin)
             .bind(approval.payload_hash.as_str())
             .bind(&approval.events_token_hash)
+            .bind(approval.remote_code.as_ref().map(RemoteCode::as_str))
             .bind(approval.created_at.unix_timestamp())
             .bind(approval.expires_at.unix_timestamp())
             .execute(&mut *tx)
-            .await
-            .map_err(database_error)?;
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(error) if is_remote_code_conflict(&error) => {
+                    return Ok(InsertOutcome::RemoteCodeTaken);
+                }
+                Err(error) => return Err(database_error(error)),
+            }
             insert_audit(&mut tx, audit).await?;
-            tx.commit().await.map_err(database_error)
+            tx.commit().await.map_err(database_error)?;
+            Ok(InsertOutcome::Inserted)
         })
     }
 
@@ -294,6 +313,21 @@ impl Storage for SqliteStorage {
         Box::pin(async move {
             let mut connection = self.pool.acquire().await.map_err(database_error)?;
             select_approval(&mut connection, id).await
+        })
+    }
+
+    fn approval_by_remote_code<'a>(
+        &'a self,
+        code: &'a RemoteCode,
+    ) -> BoxFuture<'a, Result<Option<Approval>, StorageError>> {
+        Box::pin(async move {
+            let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approvals WHERE remote_code = ?");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(code.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(database_error)?;
+            row.map(|row| approval_from_row(&row)).transpose()
         })
     }
 

@@ -14,5 +14,6 @@ mod hostile_idp_cases;
 mod openapi;
 mod popup;
 mod popup_locale;
+mod remote;
 mod support;
 mod tampering;

@@ -29,6 +29,16 @@ const UNDOCUMENTED: &[(&str, &str, &str)] = &[
         "target of the decision page's HTML form",
     ),
     ("GET", "/popup/popup.css", "stylesheet of the popup pages"),
+    (
+        "GET",
+        "/r/{code}",
+        "short link opened from remote_url on the approver's device",
+    ),
+    (
+        "GET",
+        "/r/{code}/qr.svg",
+        "QR image at remote_url, shown by the requester's page",
+    ),
     ("GET", "/healthz", "liveness probe for operators"),
 ];
 
