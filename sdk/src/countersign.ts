@@ -173,11 +173,13 @@ function track(
     let events: EventSource | undefined;
     let settled = false;
     let closedReported = false;
+    let pageHidden = false;
 
     const end = (outcome: ApprovalResult | CountersignError, closePopups: boolean): void => {
       if (settled) return;
       settled = true;
       window.removeEventListener("message", onMessage);
+      window.removeEventListener("pagehide", onPageHide);
       signal?.removeEventListener("abort", onAbort);
       events?.close();
       clearInterval(closedCheck);
@@ -226,6 +228,10 @@ function track(
       }
     }
 
+    function onPageHide(): void {
+      pageHidden = true;
+    }
+
     function onAbort(): void {
       end(new CountersignError("aborted", "The approval was cancelled.", links?.id, signal?.reason), true);
     }
@@ -242,17 +248,24 @@ function track(
     };
 
     // EventSource reconnects by itself after a network error. It gives up
-    // (readyState CLOSED) only on a fatal response such as 404 or a CORS refusal.
+    // (readyState CLOSED) on a fatal response such as 404 or a CORS refusal,
+    // and Chromium also closes it when the page navigates away, before
+    // `pagehide`. That case must not reject, because a page that stores the
+    // request would then forget it on reload. So the check waits one task, by
+    // which time a page that is going away has fired `pagehide` or stopped
+    // running timers.
     const onStreamError = (): void => {
-      if (events?.readyState === EVENT_SOURCE_CLOSED) {
-        fail(
-          new CountersignError(
-            "failed",
-            "The status stream of the approval request failed. Check that the page's origin is registered at Countersign.",
-            links?.id,
-          ),
-        );
-      }
+      setTimeout(() => {
+        if (events?.readyState === EVENT_SOURCE_CLOSED && !pageHidden) {
+          fail(
+            new CountersignError(
+              "failed",
+              "The status stream of the approval request failed. Check that the page's origin is registered at Countersign.",
+              links?.id,
+            ),
+          );
+        }
+      });
     };
 
     const handle = (id: string): PendingApproval => ({
@@ -307,6 +320,7 @@ function track(
         ? undefined
         : setTimeout(() => end(new CountersignError("timeout", `No decision arrived within ${timeout} ms.`, links?.id), true), timeout);
     signal?.addEventListener("abort", onAbort);
+    window.addEventListener("pagehide", onPageHide);
 
     created.then(start).catch(fail);
   });

@@ -343,6 +343,22 @@ test("fatal stream error fails, reconnect does not", async () => {
   assert.equal(fakeWindow.listenerCount("message"), 0);
 });
 
+test("stream closed by page unload keeps pending", async () => {
+  const fakeWindow = installFakes();
+  const { promise, events } = await startFollowing(fakeWindow);
+  let outcome = "pending";
+  promise.then(
+    () => (outcome = "resolved"),
+    () => (outcome = "rejected"),
+  );
+
+  fakeWindow.dispatch("pagehide");
+  events.fail(2);
+  await settle();
+
+  assert.equal(outcome, "pending");
+});
+
 test("abort rejects with aborted and cleans up", async () => {
   const fakeWindow = installFakes();
   const controller = new AbortController();
@@ -361,6 +377,7 @@ test("abort rejects with aborted and cleans up", async () => {
   assert.equal(popup.closed, true);
   assert.equal(events.closed, true);
   assert.equal(fakeWindow.listenerCount("message"), 0);
+  assert.equal(fakeWindow.listenerCount("pagehide"), 0);
   assert.equal(activeIntervalCount(), 0);
 });
 

@@ -54,6 +54,13 @@ export class FakeWindow {
     return this.listeners.get(type)?.size ?? 0;
   }
 
+  /** Dispatches an event of `type`, for example `pagehide`, to the window's listeners. */
+  dispatch(type, event = { type }) {
+    for (const listener of [...(this.listeners.get(type) ?? [])]) {
+      listener(event);
+    }
+  }
+
   /** Delivers a `message` event the way `postMessage` from another window would. */
   postMessageFrom({ origin, source, data }) {
     for (const listener of [...(this.listeners.get("message") ?? [])]) {

@@ -2,10 +2,16 @@
 // through the Countersign browser SDK, then requests the refund from the shop's
 // backend. Only the backend's consume call decides, so the SDK's result merely
 // triggers that request.
+//
+// A pending request is kept in sessionStorage, so a reload of the page follows
+// it again through the SDK's followApproval, without a popup.
 
 const orders = document.getElementById("orders");
 const statusOutput = document.getElementById("refund-status");
 const detailOutput = document.getElementById("refund-detail");
+const reopenButton = document.getElementById("refund-reopen");
+const retryButton = document.getElementById("refund-retry");
+const PENDING_STORAGE_KEY = "countersign-demo-shop:pending-refund";
 
 let sdk;
 try {
@@ -24,6 +30,7 @@ if (orders && sdk) {
   for (const button of orders.querySelectorAll("button[data-order]")) {
     button.addEventListener("click", () => startRefund(button.dataset.order));
   }
+  resumePendingRefund();
 }
 
 function startRefund(order) {
@@ -32,21 +39,69 @@ function startRefund(order) {
   const approval = sdk.requestApproval({
     countersignOrigin,
     create: () => createApproval(order),
+    onClosed: offerReopen,
   });
   show("waiting", "");
+  settleRefund(order, approval);
+}
 
+// Follows the request that the page had created before it was reloaded.
+function resumePendingRefund() {
+  const pending = readPendingRefund();
+  if (!pending) {
+    return;
+  }
+  const approval = sdk.followApproval({
+    countersignOrigin,
+    approval: pending,
+    onClosed: offerReopen,
+  });
+  show("waiting", "");
+  settleRefund(pending.order, approval);
+}
+
+function settleRefund(order, approval) {
   approval
     .then(
       (result) => {
         recordSettled();
+        forgetPendingRefund(result.id);
         return execute(order, result.id);
       },
       (error) => {
         recordSettled();
+        forgetPendingRefund(error?.id);
         return explainFailure(order, error);
       },
     )
-    .then(({ message, detail }) => show(message, detail));
+    .then(({ message, detail, retry }) => {
+      show(message, detail);
+      if (retry) {
+        offerRetry(order);
+      }
+    });
+}
+
+// The SDK cannot tell a popup that the user closed from one that a page with
+// Cross-Origin-Opener-Policy cut off, so the text names both.
+function offerReopen(pending) {
+  detailOutput.textContent =
+    "The approval window is closed or out of reach of this page. The request is still open, and the shop keeps waiting for the decision.";
+  reopenButton.hidden = false;
+  reopenButton.onclick = () => {
+    if (pending.reopen()) {
+      reopenButton.hidden = true;
+      detailOutput.textContent = "";
+    } else {
+      detailOutput.textContent = "The browser blocked the approval window. Allow popups for this site and try again.";
+    }
+  };
+}
+
+// The retry is a click of its own, so requestApproval can open the popup again.
+function offerRetry(order) {
+  retryButton.hidden = false;
+  retryButton.onclick = () => startRefund(order);
 }
 
 // The end-to-end tests measure the time from the decision to this moment.
@@ -59,7 +114,29 @@ async function createApproval(order) {
   if (!response.ok) {
     throw new Error(body?.message ?? `The shop responded with HTTP ${response.status}.`);
   }
+  rememberPendingRefund(order, body);
   return body;
+}
+
+function rememberPendingRefund(order, { id, approval_url, events_url }) {
+  sessionStorage.setItem(PENDING_STORAGE_KEY, JSON.stringify({ order, id, approval_url, events_url }));
+}
+
+function readPendingRefund() {
+  try {
+    const pending = JSON.parse(sessionStorage.getItem(PENDING_STORAGE_KEY) ?? "null");
+    return typeof pending?.order === "string" && typeof pending.id === "string" ? pending : null;
+  } catch {
+    return null;
+  }
+}
+
+// Forgets the stored request only when it is the one that settled, because a
+// newer refund may have replaced it in the meantime.
+function forgetPendingRefund(id) {
+  if (id !== undefined && readPendingRefund()?.id === id) {
+    sessionStorage.removeItem(PENDING_STORAGE_KEY);
+  }
 }
 
 async function execute(order, approvalId) {
@@ -85,7 +162,11 @@ function explainFailure(order, error) {
   }
   const code = error instanceof sdk.CountersignError ? error.code : "failed";
   const cause = error?.cause instanceof Error ? error.cause.message : "";
-  return { message: `Refund of order ${order} not done: ${code}`, detail: [error?.message, cause].filter(Boolean).join(" ") };
+  return {
+    message: `Refund of order ${order} not done: ${code}`,
+    detail: [error?.message, cause].filter(Boolean).join(" "),
+    retry: code === "popup_blocked",
+  };
 }
 
 async function post(url, json) {
@@ -109,4 +190,6 @@ function markRefunded(order) {
 function show(message, detail) {
   statusOutput.textContent = message;
   detailOutput.textContent = detail;
+  reopenButton.hidden = true;
+  retryButton.hidden = true;
 }

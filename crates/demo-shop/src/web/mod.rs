@@ -1,6 +1,7 @@
 //! The shop's router, its shared state and the checks that several routes use.
 
 mod auth;
+mod coop;
 mod pages;
 mod refunds;
 #[cfg(test)]
@@ -40,7 +41,8 @@ pub type SharedState = Arc<AppState>;
 
 pub fn router(state: SharedState, content_security_policy: HeaderValue) -> Router {
     Router::new()
-        .route("/", get(pages::index))
+        .route("/", get(coop::index))
+        .route("/coop-hop", get(coop::hop))
         .route("/login", get(auth::login))
         .route("/callback", get(auth::callback))
         .route("/logout", post(auth::logout))

@@ -445,3 +445,81 @@ async fn missing_sdk_gets_clear_404() {
     assert!(body.contains("The Countersign browser SDK is not built"));
     assert!(body.contains("/nonexistent/countersign.js"));
 }
+
+/// Returns the Cross-Origin-Opener-Policy header and the body of a GET response.
+async fn get_with_coop(harness: &Harness, path: &str) -> (StatusCode, Option<String>, String) {
+    let request = Request::get(path).body(Body::empty()).unwrap();
+    let response = harness.app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let coop = response
+        .headers()
+        .get("cross-origin-opener-policy")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, coop, String::from_utf8(body.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn index_sends_coop_only_when_asked() {
+    let harness = harness().await;
+
+    let (status, coop, _) = get_with_coop(&harness, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(coop, None);
+
+    for value in super::coop::COOP_VALUES {
+        let (status, coop, _) = get_with_coop(&harness, &format!("/?coop={value}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(coop.as_deref(), Some(value));
+    }
+
+    let (status, coop, page) = get_with_coop(&harness, "/?coop=same-site").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(coop, None);
+    assert!(page.contains("expected one of unsafe-none"), "{page}");
+}
+
+#[tokio::test]
+async fn coop_hop_redirects_to_countersign() {
+    let harness = harness().await;
+    let target = "http://127.0.0.1:18300/popup/start/abc?x=1&y=2";
+
+    let (status, coop, page) = get_with_coop(
+        &harness,
+        "/coop-hop?to=http%3A%2F%2F127.0.0.1%3A18300%2Fpopup%2Fstart%2Fabc%3Fx%3D1%26y%3D2",
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(coop.as_deref(), Some("same-origin"));
+    let escaped = target.replace('&', "&#38;");
+    assert!(
+        page.contains(&format!(
+            r#"<meta http-equiv="refresh" content="0; url={escaped}">"#
+        )),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn coop_hop_rejects_other_targets() {
+    let harness = harness().await;
+    let targets = [
+        "/coop-hop",
+        "/coop-hop?to=",
+        "/coop-hop?to=http%3A%2F%2Fevil.example%2F",
+        "/coop-hop?to=http%3A%2F%2F127.0.0.1%3A18301%2F",
+        "/coop-hop?to=javascript%3Aalert(1)",
+        "/coop-hop?to=%2Fpopup%2Fstart%2Fabc",
+    ];
+    for target in targets {
+        let (status, _, page) = get_with_coop(&harness, target).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{target} was accepted");
+        assert!(
+            page.contains("expected a URL on Countersign at http://127.0.0.1:18300"),
+            "{page}"
+        );
+    }
+}
