@@ -11,6 +11,7 @@
 #   KEYCLOAK_PORT             HTTP port on 127.0.0.1                 (18080)
 #   KEYCLOAK_MANAGEMENT_PORT  management port, serves /health        (19000)
 #   SHOP_URL                  demo shop base URL, put into the realm (http://localhost:18400)
+#   NEXTJS_URL                Next.js example base URL, put into the realm (http://localhost:18500)
 #   COUNTERSIGN_URL           Countersign base URL, put into the realm (http://127.0.0.1:18300)
 #   KEYCLOAK_HOME_DIR         unpacked server       (<repo>/.cache/keycloak-26.7.3)
 #   KEYCLOAK_RUN_DIR          log, pid file, rendered realm (<repo>/.cache/keycloak-run)
@@ -31,6 +32,7 @@ readonly REPO_DIR
 KEYCLOAK_PORT="${KEYCLOAK_PORT:-18080}"
 KEYCLOAK_MANAGEMENT_PORT="${KEYCLOAK_MANAGEMENT_PORT:-19000}"
 SHOP_URL="${SHOP_URL:-http://localhost:18400}"
+NEXTJS_URL="${NEXTJS_URL:-http://localhost:18500}"
 COUNTERSIGN_URL="${COUNTERSIGN_URL:-http://127.0.0.1:18300}"
 KEYCLOAK_HOME_DIR="${KEYCLOAK_HOME_DIR:-$REPO_DIR/.cache/keycloak-$KEYCLOAK_VERSION}"
 KEYCLOAK_RUN_DIR="${KEYCLOAK_RUN_DIR:-$REPO_DIR/.cache/keycloak-run}"
@@ -103,9 +105,10 @@ render_realm() {
   local template="$1" target="$2" realm_json
   realm_json="$(grep -v '^[[:space:]]*"_comment":' "$template")"
   realm_json="${realm_json//'${SHOP_URL}'/$SHOP_URL}"
+  realm_json="${realm_json//'${NEXTJS_URL}'/$NEXTJS_URL}"
   realm_json="${realm_json//'${COUNTERSIGN_URL}'/$COUNTERSIGN_URL}"
   if [[ "$realm_json" == *'${'* ]]; then
-    die "$template has a placeholder other than \${SHOP_URL} and \${COUNTERSIGN_URL}"
+    die "$template has a placeholder other than \${SHOP_URL}, \${NEXTJS_URL} and \${COUNTERSIGN_URL}"
   fi
   printf '%s\n' "$realm_json" >"$target"
 }
@@ -121,6 +124,7 @@ start() {
   require_port KEYCLOAK_PORT "$KEYCLOAK_PORT"
   require_port KEYCLOAK_MANAGEMENT_PORT "$KEYCLOAK_MANAGEMENT_PORT"
   require_base_url SHOP_URL "$SHOP_URL"
+  require_base_url NEXTJS_URL "$NEXTJS_URL"
   require_base_url COUNTERSIGN_URL "$COUNTERSIGN_URL"
   if pid="$(running_pid)"; then
     die "already running (pid $pid); run '$0 stop' first"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what the demo and the tests need on a Debian machine: Chromium,
-# Java and Maven for Keycloak, curl, the npm packages of e2e/ and sdk/, and
-# the Keycloak server itself. Safe to run again: each step checks first and
-# prints one line.
+# Java and Maven for Keycloak, curl, the npm packages of e2e/, sdk/ and
+# examples/nextjs-shop/, and the Keycloak server itself. Safe to run again:
+# each step checks first and prints one line.
 #
 # Expects cargo and Node.js 20 or newer on PATH. Debian's own nodejs package
 # can be older, so this script reports a missing or old Node.js instead of
@@ -91,6 +91,7 @@ ensure_system_packages
 check_toolchains
 ensure_npm_packages "$REPO_DIR/e2e"
 ensure_npm_packages "$REPO_DIR/sdk"
+ensure_npm_packages "$REPO_DIR/examples/nextjs-shop"
 step "keycloak: fetch (a no-op when installed)"
 "$REPO_DIR/scripts/keycloak.sh" fetch
 step "done"

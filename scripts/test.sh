@@ -5,7 +5,8 @@
 #   build   cargo build --workspace
 #   rust    cargo test --workspace
 #   sdk     npm run build and npm test in sdk/ (when sdk/package.json exists)
-#   e2e     Keycloak on free ports, then node --test in e2e/
+#   e2e     Keycloak on free ports and `next build` of examples/nextjs-shop
+#           while it starts, then node --test in e2e/
 #
 # With arguments, runs only the named stages in the given order, for example
 # `scripts/test.sh build e2e`. The e2e stage needs the binaries of the build
@@ -74,23 +75,38 @@ stage_sdk() {
 }
 
 
+# Builds examples/nextjs-shop for tests/nextjs-shop.test.mjs, offline and
+# without telemetry. It needs the SDK bundle of the sdk stage.
+build_nextjs_example() {
+  local dir="$REPO_DIR/examples/nextjs-shop" started=$SECONDS
+  if [[ ! -d "$dir/node_modules" ]]; then
+    log "$dir/node_modules not found: run scripts/setup.sh first"
+    return 1
+  fi
+  (cd "$dir" && NEXT_TELEMETRY_DISABLED=1 npx --no-install next build) || return
+  log "next build of examples/nextjs-shop took $((SECONDS - started))s"
+}
+
 # Each command in a stage ends with `|| return`, because run_stage calls the
 # stage in a `||` list, where bash ignores `set -e`.
 stage_e2e() {
   local ports
-  mapfile -t ports < <(node "$REPO_DIR/e2e/lib/ports.mjs" 4) || return
-  ((${#ports[@]} == 4)) || return
+  mapfile -t ports < <(node "$REPO_DIR/e2e/lib/ports.mjs" 5) || return
+  ((${#ports[@]} == 5)) || return
   export KEYCLOAK_PORT="${ports[0]}" KEYCLOAK_MANAGEMENT_PORT="${ports[1]}"
   export E2E_KEYCLOAK_PORT="${ports[0]}" E2E_COUNTERSIGN_PORT="${ports[2]}" E2E_SHOP_PORT="${ports[3]}"
+  export E2E_NEXTJS_PORT="${ports[4]}"
 
   # Passed to keycloak.sh only: countersign warns about unknown COUNTERSIGN_*
   # variables in its environment.
   SHOP_URL="http://localhost:$E2E_SHOP_PORT" COUNTERSIGN_URL="http://127.0.0.1:$E2E_COUNTERSIGN_PORT" \
+    NEXTJS_URL="http://localhost:$E2E_NEXTJS_PORT" \
     "$REPO_DIR/scripts/keycloak.sh" start || return
   KEYCLOAK_STARTED=true
+  build_nextjs_example || return
   "$REPO_DIR/scripts/keycloak.sh" wait || return
   # The test files share one Keycloak, whose redirect URIs fix the
-  # Countersign and shop ports, so they run one at a time.
+  # Countersign, shop and Next.js ports, so they run one at a time.
   (cd "$REPO_DIR/e2e" && node --test --test-concurrency=1 tests/) || return
   cleanup
 }
