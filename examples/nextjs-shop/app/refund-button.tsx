@@ -41,7 +41,7 @@ export function RefundButton({ orderId, countersignOrigin, refundedBy }: Props) 
     return (await response.json()) as CreatedApproval;
   };
 
-  // The server consumes the approval, so only its response tells whether the refund happened.
+  // The server consumes the approval, so only its response shows whether the refund happened.
   const execute = async (approvalId: string): Promise<void> => {
     setExecuting(true);
     try {
