@@ -30,6 +30,9 @@ if (orders && sdk) {
   for (const button of orders.querySelectorAll("button[data-order]")) {
     button.addEventListener("click", () => startRefund(button.dataset.order));
   }
+  for (const button of orders.querySelectorAll("button[data-remote-order]")) {
+    button.addEventListener("click", () => startRemoteRefund(button.dataset.remoteOrder));
+  }
   resumePendingRefund();
 }
 
@@ -102,6 +105,49 @@ function offerReopen(pending) {
 function offerRetry(order) {
   retryButton.hidden = false;
   retryButton.onclick = () => startRefund(order);
+}
+
+// Creates the request and shows the QR code and short link of Countersign's
+// remote approval, for a manager who signs in on their own device. No popup
+// opens: the SDK follows the request's status stream instead.
+// NOTE: unlike the popup flow, this request is not stored for a reload, so
+// a reloaded page stops following it and does not show the QR code again.
+async function startRemoteRefund(order) {
+  show("waiting", "");
+  let created;
+  try {
+    created = await createApproval(order);
+  } catch (error) {
+    show(`Refund of order ${order} not done: failed`, error.message);
+    return;
+  }
+  showRemoteApproval(created);
+
+  const { message, detail } = await sdk.followApproval({ countersignOrigin, approval: created }).then(
+    (result) => {
+      recordSettled();
+      return execute(order, result.id);
+    },
+    (error) => {
+      recordSettled();
+      return explainFailure(order, error);
+    },
+  );
+  hideRemoteApproval();
+  show(message, detail);
+}
+
+function showRemoteApproval(created) {
+  document.getElementById("remote-qr").src = created.remote_qr_url;
+  const link = document.getElementById("remote-link");
+  link.href = created.remote_url;
+  link.textContent = created.remote_url;
+  document.getElementById("remote-approval").hidden = false;
+}
+
+function hideRemoteApproval() {
+  document.getElementById("remote-approval").hidden = true;
+  document.getElementById("remote-qr").removeAttribute("src");
 }
 
 // The end-to-end tests measure the time from the decision to this moment.

@@ -82,11 +82,12 @@ pub fn router(state: SharedState, content_security_policy: HeaderValue) -> Route
 }
 
 /// Builds the page's Content-Security-Policy. The SDK's status stream needs
-/// `connect-src` for Countersign, and sign-out ends with a redirect to the
+/// `connect-src` for Countersign, the QR code of a remote approval is an
+/// image from Countersign, and sign-out ends with a redirect to the
 /// identity provider, which `form-action` must allow.
 pub fn content_security_policy(countersign_origin: &str, issuer_origin: &str) -> String {
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' {countersign_origin}; \
          connect-src 'self' {countersign_origin}; form-action 'self' {issuer_origin}; \
          frame-ancestors 'none'; base-uri 'none'"
     )
