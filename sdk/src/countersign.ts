@@ -57,6 +57,11 @@ export interface FollowOptions {
   /** Milliseconds after the call at which the SDK closes the popups and rejects with code `timeout`. */
   timeout?: number;
   /**
+   * Language of the popup pages and of the IdP's login page, for example
+   * `de`; without it, Countersign follows the browser's `Accept-Language`.
+   */
+  locale?: string;
+  /**
    * Called when no popup of the request is reachable: the user closed it, a
    * page with Cross-Origin-Opener-Policy cut it off from this window (both
    * read as `popup.closed`), or `followApproval` started without one. The
@@ -303,7 +308,11 @@ function track(
         throw new CountersignError("failed", `The approval_url and events_url of the create response must be on ${origin}.`);
       }
 
-      links = { id: response.id, approval_url: response.approval_url, events_url: response.events_url };
+      links = {
+        id: response.id,
+        approval_url: withLocale(response.approval_url, options.locale),
+        events_url: response.events_url,
+      };
       window.addEventListener("message", onMessage);
       events = new EventSource(links.events_url);
       events.addEventListener("status", onStatus);
@@ -324,6 +333,14 @@ function track(
 
     created.then(start).catch(fail);
   });
+}
+
+/** Adds the host's `locale` to the popup's start URL, which Countersign reads. */
+function withLocale(url: string, locale: string | undefined): string {
+  if (!locale) return url;
+  const localized = new URL(url);
+  localized.searchParams.set("locale", locale);
+  return localized.href;
 }
 
 function isOnOrigin(url: unknown, origin: string): boolean {

@@ -98,6 +98,13 @@ test("popup navigates to approval_url after create", async () => {
   assert.equal(fakeWindow.listenerCount("message"), 1);
 });
 
+test("locale is added to approval_url", async () => {
+  const fakeWindow = installFakes();
+  const { popup } = await startFollowing(fakeWindow, { locale: "de" });
+
+  assert.deepEqual(popup.navigations, [`${ORIGIN}/popup/start/${ID}?locale=de`]);
+});
+
 test("approved message resolves and cleans up", async () => {
   const fakeWindow = installFakes();
   const { promise, popup, events } = await startFollowing(fakeWindow);
