@@ -114,6 +114,13 @@ export class KeycloakAdmin {
     const user = await this.findUser(username);
     await this.request("POST", `/users/${user.id}/logout`);
   }
+
+  /** Ends every session of every demo user. */
+  async signOutDemoUsers() {
+    for (const username of Object.keys(DEMO_USERS)) {
+      await this.signOutUser(username);
+    }
+  }
 }
 
 /**

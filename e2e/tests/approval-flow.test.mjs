@@ -55,12 +55,6 @@ function keycloakOrigin() {
 
 // Each browser test calls this first. A beforeEach hook would also run before
 // the subtests, which continue right where their parent test stopped.
-async function signOutDemoUsers() {
-  for (const username of Object.keys(DEMO_USERS)) {
-    await stack.admin.signOutUser(username);
-  }
-}
-
 /** Creates a browser context that is closed when test `t` ends. */
 async function newContext(t) {
   const context = await browser.newContext();
@@ -110,7 +104,7 @@ async function assertFreshLoginForm(page) {
 
 describe("approval flow", () => {
   test("manager approves a refund", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const page = await context.newPage();
     await signInToShop(page, stack.shop.url, DEMO_USERS.cashier);
@@ -175,7 +169,7 @@ describe("approval flow", () => {
   });
 
   test("manager rejects a refund", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const page = await context.newPage();
     await signInToShop(page, stack.shop.url, DEMO_USERS.cashier);
@@ -199,7 +193,7 @@ describe("approval flow", () => {
   });
 
   test("clerk is not an approver", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const page = await context.newPage();
     await signInToShop(page, stack.shop.url, DEMO_USERS.cashier);
@@ -233,7 +227,7 @@ describe("approval flow", () => {
   });
 
   test("own request is rejected", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const page = await context.newPage();
     await signInToShop(page, stack.shop.url, DEMO_USERS.cashier);
@@ -260,7 +254,7 @@ describe("approval flow", () => {
   });
 
   test("forged result message is ignored", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const forger = await startStubServer(await freePort());
     t.after(() => forger.close());
     const context = await newContext(t);
@@ -359,7 +353,7 @@ describe("host API", () => {
   });
 
   test("consume with another payload fails", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const api = stack.countersign.api;
     const request = refundApprovalRequest({
       order: "3001",

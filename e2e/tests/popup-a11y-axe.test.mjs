@@ -29,12 +29,6 @@ after(async () => {
   await stack?.stop();
 });
 
-async function signOutDemoUsers() {
-  for (const username of Object.keys(DEMO_USERS)) {
-    await stack.admin.signOutUser(username);
-  }
-}
-
 /**
  * Creates a browser context that is closed when test `t` ends. The pages'
  * Content-Security-Policy only lets nonce-tagged scripts run, so the
@@ -96,7 +90,7 @@ function describeViolations(violations) {
 
 describe("popup accessibility", () => {
   test("decision page has no axe violations", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const { page } = await signInToApproval(context, DEMO_USERS.manager);
 
@@ -107,7 +101,7 @@ describe("popup accessibility", () => {
   });
 
   test("German decision page has no axe violations", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t, { extraHTTPHeaders: { "Accept-Language": "de" } });
     const { page } = await signInToApproval(context, DEMO_USERS.manager);
 
@@ -118,7 +112,7 @@ describe("popup accessibility", () => {
   });
 
   test("error page has no axe violations", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const { page } = await signInToApproval(context, DEMO_USERS.clerk);
     assert.equal((await page.locator("#error-code").innerText()).trim(), "not_an_approver");
@@ -130,7 +124,7 @@ describe("popup accessibility", () => {
   });
 
   test("result page has no axe violations", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const { page, approval } = await signInToApproval(context, DEMO_USERS.manager);
     await Promise.all([page.waitForURL((url) => url.pathname === "/popup/decision"), page.locator("#approve").click()]);

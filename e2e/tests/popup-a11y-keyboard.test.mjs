@@ -22,12 +22,6 @@ after(async () => {
   await stack?.stop();
 });
 
-async function signOutDemoUsers() {
-  for (const username of Object.keys(DEMO_USERS)) {
-    await stack.admin.signOutUser(username);
-  }
-}
-
 async function newContext(t) {
   const context = await browser.newContext();
   t.after(() => context.close());
@@ -68,7 +62,7 @@ function focusedOutline(page) {
 
 describe("popup keyboard use", () => {
   test("manager approves with the keyboard only", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const { page, approval } = await signInToApproval(context, DEMO_USERS.manager);
 
@@ -100,7 +94,7 @@ describe("popup keyboard use", () => {
   });
 
   test("retry link of an error page works by keyboard", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t);
     const { page, approval } = await signInToApproval(context, DEMO_USERS.clerk);
     assert.equal((await page.locator("#error-code").innerText()).trim(), "not_an_approver");

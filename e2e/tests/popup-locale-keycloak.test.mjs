@@ -22,12 +22,6 @@ after(async () => {
   await stack?.stop();
 });
 
-async function signOutDemoUsers() {
-  for (const username of Object.keys(DEMO_USERS)) {
-    await stack.admin.signOutUser(username);
-  }
-}
-
 /** Creates a browser context that sends `acceptLanguage` and is closed when test `t` ends. */
 async function newContext(t, acceptLanguage) {
   const context = await browser.newContext({ extraHTTPHeaders: { "Accept-Language": acceptLanguage } });
@@ -79,7 +73,7 @@ function uiLocales(authorizationRequests) {
 
 describe("popup locale", () => {
   test("Accept-Language de gives German pages", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t, "de");
     const { page, approval, authorizationRequests } = await openApproval(context);
 
@@ -106,7 +100,7 @@ describe("popup locale", () => {
   });
 
   test("host locale fr wins over Accept-Language", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t, "de-DE,de;q=0.9");
     const { page, approval, authorizationRequests } = await openApproval(context, { locale: "fr" });
 
@@ -129,7 +123,7 @@ describe("popup locale", () => {
   });
 
   test("error page keeps host locale es for retry", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const context = await newContext(t, "de");
     const { page, approval, authorizationRequests } = await openApproval(context, { locale: "es" });
 

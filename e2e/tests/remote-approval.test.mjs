@@ -26,12 +26,6 @@ after(async () => {
   await stack?.stop();
 });
 
-async function signOutDemoUsers() {
-  for (const username of Object.keys(DEMO_USERS)) {
-    await stack.admin.signOutUser(username);
-  }
-}
-
 /** Creates a browser context that is closed when test `t` ends. */
 async function newContext(t) {
   const context = await browser.newContext();
@@ -59,7 +53,7 @@ async function sessionClients(username) {
 
 describe("remote approval", () => {
   test("manager approves on another device", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const requesterContext = await newContext(t);
     const page = await requesterContext.newPage();
     await signInToShop(page, stack.shop.url, DEMO_USERS.cashier);
@@ -118,7 +112,7 @@ describe("remote approval", () => {
   });
 
   test("first device to decide wins", async (t) => {
-    await signOutDemoUsers();
+    await stack.admin.signOutDemoUsers();
     const requesterContext = await newContext(t);
     const page = await requesterContext.newPage();
     await signInToShop(page, stack.shop.url, DEMO_USERS.cashier);

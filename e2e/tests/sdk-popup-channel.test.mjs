@@ -36,19 +36,13 @@ function keycloakOrigin() {
   return `http://127.0.0.1:${stack.keycloak.port}`;
 }
 
-async function signOutDemoUsers() {
-  for (const username of Object.keys(DEMO_USERS)) {
-    await stack.admin.signOutUser(username);
-  }
-}
-
 /**
  * Creates a browser context whose shop pages record the SDK's channels, signs
  * the cashier in to the shop and returns `{ context, page }`. The context is
  * closed when test `t` ends. `prepare(context)` runs before the first page opens.
  */
 async function cashierPage(t, prepare = async () => {}) {
-  await signOutDemoUsers();
+  await stack.admin.signOutDemoUsers();
   const context = await browser.newContext();
   t.after(() => context.close());
   await recordChannels(context, shopOrigin());
