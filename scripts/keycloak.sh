@@ -77,9 +77,14 @@ fetch() {
     command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install maven) to fetch Keycloak"
     tarball_dir="$(mktemp -d)"
     log "fetching keycloak-quarkus-dist $KEYCLOAK_VERSION through Maven"
-    mvn -B -q -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    # Maven 3.8 prints colour resets even with -q and style.color=never, so
+    # its output goes to a file and is shown only when the fetch fails.
+    if ! mvn -B -q -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
       "-Dartifact=org.keycloak:keycloak-quarkus-dist:$KEYCLOAK_VERSION:tar.gz" \
-      "-DoutputDirectory=$tarball_dir"
+      "-DoutputDirectory=$tarball_dir" >"$tarball_dir/maven.log" 2>&1; then
+      cat "$tarball_dir/maven.log" >&2
+      die "fetching keycloak-quarkus-dist $KEYCLOAK_VERSION through Maven failed (output above)"
+    fi
     log "unpacking into $KEYCLOAK_HOME_DIR"
     mkdir -p "$KEYCLOAK_HOME_DIR.partial"
     tar -xzf "$tarball_dir/keycloak-quarkus-dist-$KEYCLOAK_VERSION.tar.gz" \
