@@ -271,7 +271,12 @@ describe("sdk popup channel", () => {
     assert.equal(names.length, 2);
     assert.notEqual(names[0], names[1], "each popup needs a window name of its own");
 
-    // Both popups share Keycloak's cookies, so each sign-in starts afresh at its approval URL.
+    // Both popups share Keycloak's cookies, so each sign-in starts afresh at
+    // its approval URL, one at a time. Two login forms open at once in one
+    // Keycloak authentication session can make Keycloak restart a login
+    // ("expired_code"), so the second popup waits on a blank page.
+    await Promise.all(popups.map((popup) => popup.waitForLoadState()));
+    await popups[1].goto("about:blank");
     await popups[0].goto(first.approval_url);
     await decideInPopup(popups[0], DEMO_USERS.manager, { decision: "approve" });
     assert.deepEqual(await waitForSdkOutcome(page, "first"), { status: "approved", id: first.id });
