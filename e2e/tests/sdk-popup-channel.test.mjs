@@ -275,7 +275,9 @@ describe("sdk popup channel", () => {
     // its approval URL, one at a time. Two login forms open at once in one
     // Keycloak authentication session can make Keycloak restart a login
     // ("expired_code"), so the second popup waits on a blank page.
-    await Promise.all(popups.map((popup) => popup.waitForLoadState()));
+    // The SDK navigates each popup once its create call returns, so wait for
+    // both login forms before the test navigates a popup itself.
+    await Promise.all(popups.map((popup) => waitForLoginForm(popup)));
     await popups[1].goto("about:blank");
     await popups[0].goto(first.approval_url);
     await decideInPopup(popups[0], DEMO_USERS.manager, { decision: "approve" });
