@@ -120,7 +120,7 @@ name = "demo-shop"
 sha256 = "$api_key_sha256"
 TOML
 
-COUNTERSIGN_URL="$COUNTERSIGN_URL" SHOP_URL="$SHOP_URL" "$REPO_DIR/scripts/keycloak.sh" start
+env COUNTERSIGN_URL="$COUNTERSIGN_URL" SHOP_URL="$SHOP_URL" "$REPO_DIR/scripts/keycloak.sh" start
 KEYCLOAK_STARTED=true
 "$REPO_DIR/scripts/keycloak.sh" wait
 
