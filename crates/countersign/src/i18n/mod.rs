@@ -70,7 +70,7 @@ impl std::fmt::Display for Locale {
     }
 }
 
-/// Longest language tag accepted, in bytes. A longer value is ignored.
+/// Maximum length of a language tag, in bytes. A longer value is ignored.
 const MAX_TAG_LENGTH: usize = 64;
 
 #[cfg(test)]

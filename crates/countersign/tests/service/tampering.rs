@@ -284,7 +284,7 @@ async fn null_origin_decision_is_rejected() {
 }
 
 /// Chromium's own post from the decision page: `Referrer-Policy: no-referrer`
-/// turns its `Origin` into `null`, and Fetch Metadata says `same-origin`.
+/// turns its `Origin` into `null`, and `Sec-Fetch-Site` is `same-origin`.
 #[tokio::test]
 async fn same_origin_post_with_null_origin_is_accepted() {
     let fixture = Fixture::start().await;

@@ -4,10 +4,10 @@
 //! discovery document and a JWKS with one RS256 key. Its token endpoint
 //! checks the client's Basic authentication and PKCE, then signs an ID
 //! token and a JWT access token (roles in `realm_access.roles`) for the
-//! user a test signed in. Each test can then make it hostile: change the discovery `issuer`,
-//! publish other keys, answer the JWKS or the token call with an error, a
-//! delay or a redirect, edit the claims of either token, or replace the ID
-//! token with any string. Its end-session endpoint is never called: the
+//! user a test signed in. Each test can then make it hostile: change the
+//! discovery `issuer`, publish other keys, reply to the JWKS or the token
+//! call with an error, a delay or a redirect, edit the claims of either
+//! token, or replace the ID token with any string. Its end-session endpoint is never called: the
 //! tests only read the redirects to it.
 
 pub mod keys;
